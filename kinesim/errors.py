@@ -1,0 +1,25 @@
+"""User-facing errors: one line that names the YAML path and what is allowed."""
+from __future__ import annotations
+
+
+class ScenarioError(ValueError):
+    """An invalid scenario. ``path`` is the YAML path (``fleets[0].rate``), ``message`` the reason.
+
+    ``str(error)`` is the one line the CLI prints: ``"<path>: <message>"``.
+    """
+
+    def __init__(self, path: str, message: str):
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+def format_path(loc: tuple) -> str:
+    """``('fleets', 0, 'rate') -> 'fleets[0].rate'``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out

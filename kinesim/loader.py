@@ -1,0 +1,201 @@
+"""Load and validate scenarios from YAML files, dicts and ``--set path=value`` overrides.
+
+Every failure is raised as :class:`kinesim.errors.ScenarioError` with the YAML path.
+"""
+from __future__ import annotations
+
+import copy
+import re
+import typing
+from pathlib import Path
+from typing import Any, Mapping
+
+import pydantic
+import yaml
+
+from kinesim.errors import ScenarioError, format_path
+from kinesim.scenario import Scenario
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false are booleans, so ``{on: 5s, off: 55s}`` keeps its keys."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def read_yaml(text: str, source: str = "<scenario>") -> Any:
+    """Parse YAML text; a syntax error becomes a one-line ScenarioError naming the line."""
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError("", f"{source}: invalid YAML{where}: {problem}") from None
+
+
+def load_scenario(source: str | Path | Mapping | Scenario, overrides: Mapping[str, str] | None = None) -> Scenario:
+    """Return a validated :class:`Scenario` from a YAML path, a YAML string, a dict or a Scenario.
+
+    ``overrides`` maps dotted paths to YAML values (``{"stream.shards": "4"}``), applied before
+    validation. Raises :class:`ScenarioError` (one line: path and what is allowed).
+    """
+    if isinstance(source, Scenario):
+        data = source.model_dump(mode="json", exclude_none=True)
+    elif isinstance(source, Mapping):
+        data = copy.deepcopy(dict(source))
+    else:
+        text_source = str(source)
+        path = Path(text_source)
+        if "\n" not in text_source and (path.suffix in (".yaml", ".yml") or path.exists()):
+            if not path.is_file():
+                raise ScenarioError("", f"{path}: no such scenario file")
+            data = read_yaml(path.read_text(encoding="utf-8"), str(path))
+        else:
+            data = read_yaml(text_source)
+    if not isinstance(data, dict):
+        raise ScenarioError("", f"a scenario must be a mapping of keys (name, duration, ...), got {type(data).__name__}")
+    for key, value in (overrides or {}).items():
+        apply_override(data, key, value)
+    try:
+        scenario = Scenario.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise _to_scenario_error(exc, data) from None
+    check_cross_fields(scenario)
+    return scenario
+
+
+def apply_override(data: dict, path: str, value: str) -> None:
+    """Set ``data[path] = yaml(value)`` for a dotted path with ``[i]`` list indices."""
+    parts = re.findall(r"[^.\[\]]+|\[\d+\]", path)
+    if not parts or "".join(parts).replace("[", "").replace("]", "") != path.replace(".", "").replace("[", "").replace("]", ""):
+        raise ScenarioError(path, "cannot read this path; write it like stream.shards or fleets[0].rate")
+    node: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        key: Any = int(part[1:-1]) if part.startswith("[") else part
+        if isinstance(key, int):
+            if not isinstance(node, list) or key >= len(node):
+                raise ScenarioError(path, f"no list item {key} here")
+        elif not isinstance(node, dict):
+            raise ScenarioError(path, f"{format_path(tuple(parts[:i]))} is not a mapping")
+        if last:
+            node[key] = read_yaml(value, f"--set {path}")
+        else:
+            if isinstance(node, dict) and key not in node:
+                node[key] = {}
+            node = node[key]
+
+
+def _to_scenario_error(exc: pydantic.ValidationError, data: Any) -> ScenarioError:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    loc = _real_path(first["loc"], data)
+    message = first["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            message = message[len(prefix):]
+    if first["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        message = f"unknown key; allowed keys: {', '.join(allowed)}" if allowed else "unknown key"
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    elif first["type"] == "string_pattern_mismatch":
+        message = f"must match {first['ctx']['pattern']} (lowercase letters, digits, '-'), got {first['input']!r}"
+    elif repr(first.get("input")) not in message and "not supported yet" not in message:
+        message = f"{message[0].lower()}{message[1:]}, got {first.get('input')!r}"
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
+    return ScenarioError(format_path(loc), message)
+
+
+_UNION_TAGS = {
+    "arrival": {"name", "bursty"},
+    "record_size": {"constant", "lognormal", "uniform"},
+    "partition_key": {"name", "hot"},
+    "processing_time": set(),
+}
+
+
+def _real_path(loc: tuple, data: Any) -> tuple:
+    """Drop pydantic's union tags from ``loc`` by walking the input data."""
+    out: list = []
+    node = data
+    previous_was_union = False
+    for part in loc:
+        if previous_was_union and part in _UNION_TAGS.get(out[-1], ()):
+            previous_was_union = False
+            continue
+        previous_was_union = isinstance(part, str) and part in _UNION_TAGS
+        if isinstance(node, list) and isinstance(part, int) and part < len(node):
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and part in node:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and not _is_tag(part):
+            out.append(part)  # a missing key: name it
+            node = None
+        elif node is None and isinstance(part, str) and not _is_tag(part):
+            out.append(part)
+    return tuple(out)
+
+
+def _is_tag(part: str) -> bool:
+    return any(c in part for c in "[(")
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    model: Any = Scenario
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = _model_in(field.annotation)
+        if model is None:
+            return []
+    return list(getattr(model, "model_fields", {}))
+
+
+def _model_in(annotation: Any):
+    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def check_cross_fields(s: Scenario) -> None:
+    """Checks across fields: unique names, profiles in time order, sizes within the limits."""
+    seen: set[str] = set()
+    for i, fleet in enumerate(s.fleets):
+        if fleet.name in seen:
+            raise ScenarioError(f"fleets[{i}].name", f"must be unique, {fleet.name!r} is used twice")
+        seen.add(fleet.name)
+        ats = [step.at for step in fleet.profile]
+        if ats != sorted(ats) or len(set(ats)) != len(ats):
+            raise ScenarioError(f"fleets[{i}].profile", "steps must be in increasing order of 'at'")
+        size = fleet.record_size
+        if hasattr(size, "uniform") and size.uniform[0] > size.uniform[1]:
+            raise ScenarioError(f"fleets[{i}].record_size.uniform", "must be [low, high] with low <= high")
+        if fleet.producer.retries.base > fleet.producer.retries.max:
+            raise ScenarioError(f"fleets[{i}].producer.retries.base", "must not exceed retries.max")
+    names: set[str] = set()
+    for i, consumer in enumerate(s.consumers):
+        if consumer.name in names:
+            raise ScenarioError(f"consumers[{i}].name", f"must be unique, {consumer.name!r} is used twice")
+        names.add(consumer.name)
+    periods = s.duration / s.trace.period
+    if periods > 5_000_000:
+        raise ScenarioError("trace.period", f"gives {periods:.0f} periods over the duration; at most 5,000,000 are allowed")

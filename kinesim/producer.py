@@ -1,0 +1,138 @@
+"""The producer of a fleet: KPL-like buffering, aggregation, PutRecords and retries.
+
+Every ``max_buffered_time`` (KPL RecordMaxBufferedTime) the producer flushes what its sensors
+measured plus the retries that are due. Records over the maximum record size are refused; records
+older than ``record_ttl`` (KPL RecordTtl) are dropped; the rest go to the stream in PutRecords calls
+of at most 500 records and ``put_records_max_bytes`` (API_PutRecords.html; KPL CollectionMaxCount /
+CollectionMaxSize). With ``aggregation`` the user records of each shard are first packed into
+Kinesis records of at most ``aggregation_max_size`` (KPL AggregationMaxSize, 51,200 bytes), so one
+Kinesis record counts once against the 1,000 records/s limit while its bytes still count in full
+(https://docs.aws.amazon.com/streams/latest/dev/kinesis-kpl-concepts.html).
+
+Throttled records come back with their attempt count raised and a backoff delay; a record whose
+``max_attempts`` are spent is dropped. Sources of the defaults: :mod:`kinesim.aws`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kinesim import aws
+from kinesim.batch import RecordBatch
+from kinesim.limits import greedy_groups
+from kinesim.scenario import Producer as ProducerSpec
+from kinesim.stream import Stream
+from kinesim.tracing import DROP_REASONS, RecordTrace
+
+COUNTERS = ("records_produced", "put_attempts", "records_throttled", "records_retried", "records_accepted",
+            "records_dropped", "put_records_calls", "put_records_failed_calls", "kinesis_records_sent")
+
+
+class ProducerStats:
+    """Per-period counters of one producer (arrays of length ``periods``) plus totals by reason."""
+
+    def __init__(self, periods: int):
+        self.per_period = {name: np.zeros(periods, dtype=np.int64) for name in COUNTERS}
+        self.dropped_by_reason = {reason: 0 for reason in DROP_REASONS[1:]}
+
+    def add(self, period: int, **counts: int) -> None:
+        for name, value in counts.items():
+            self.per_period[name][period] += value
+
+    def total(self, name: str) -> int:
+        return int(self.per_period[name].sum())
+
+
+class Producer:
+    """Sends a fleet's records to ``stream``; keeps the retry buffer between flushes."""
+
+    def __init__(self, spec: ProducerSpec, stream: Stream, stats: ProducerStats, trace: RecordTrace,
+                 rng: np.random.Generator, period_of):
+        self.spec = spec
+        self.stream = stream
+        self.stats = stats
+        self.trace = trace
+        self.rng = rng
+        self.period_of = period_of
+        self.pending = RecordBatch.empty()  # throttled records waiting for their retry
+
+    @property
+    def buffered(self) -> int:
+        """Records held by the producer (waiting for a retry)."""
+        return len(self.pending)
+
+    def flush(self, now: float, new: RecordBatch) -> None:
+        """One flush at ``now`` of the newly measured records ``new`` plus the due retries."""
+        p = self.period_of(now)
+        limits = self.stream.limits
+        self.stats.add(p, records_produced=len(new))
+        too_large = new.size > limits.max_record_size
+        if too_large.any():
+            self._drop(p, new.take(too_large), "record_too_large")
+            new = new.take(~too_large)
+        due = self.pending.ready_time <= now + 1e-9
+        batch = RecordBatch.concat([self.pending.take(due), new])
+        self.pending = self.pending.take(~due)
+        expired = now - batch.event_time > self.spec.record_ttl + 1e-9
+        if expired.any():
+            self._drop(p, batch.take(expired), "record_ttl")
+            batch = batch.take(~expired)
+        if len(batch) == 0:
+            return
+        shard = self.stream.route(batch)
+        if self.spec.aggregation:
+            order = np.argsort(shard, kind="stable")
+            batch, shard = batch.take(order), shard[order]
+            new_shard = np.ones(len(shard), dtype=bool)
+            new_shard[1:] = shard[1:] != shard[:-1]
+            capacity = self.spec.aggregation_max_size - aws.KPL_AGGREGATE_OVERHEAD
+            user_k = greedy_groups(batch.size + aws.KPL_RECORD_OVERHEAD, capacity, breaks=new_shard)
+            k_size = np.bincount(user_k, weights=batch.size + aws.KPL_RECORD_OVERHEAD).astype(np.int64)
+            k_size += aws.KPL_AGGREGATE_OVERHEAD
+            k_shard = shard[np.flatnonzero(np.diff(np.concatenate(([-1], user_k))))]
+        else:
+            user_k = np.arange(len(batch))
+            k_size, k_shard = batch.size, shard
+        calls = greedy_groups(k_size, limits.put_records_max_bytes, limits.put_records_max_records)
+        accepted, seq, subseq = self.stream.put(now, batch, user_k, k_shard, k_size)
+        failed_k = np.bincount(user_k[~accepted], minlength=len(k_size)) > 0
+        n_calls = int(calls[-1]) + 1
+        failed_calls = len(np.unique(calls[failed_k]))
+        self.trace.put_outcome(batch, accepted, shard, seq, subseq, now)
+        throttled = batch.take(~accepted)
+        n_thr = len(throttled)
+        self.stats.add(p, put_attempts=len(batch), records_accepted=len(batch) - n_thr, records_throttled=n_thr,
+                       put_records_calls=n_calls, put_records_failed_calls=failed_calls,
+                       kinesis_records_sent=len(k_size))
+        if n_thr:
+            self._retry(p, now, throttled)
+
+    def _retry(self, p: int, now: float, throttled: RecordBatch) -> None:
+        attempts = throttled.attempts + 1
+        spent = attempts >= self.spec.retries.max_attempts
+        if spent.any():
+            self._drop(p, throttled.take(spent), "max_attempts")
+        keep = ~spent
+        again = throttled.take(keep)
+        if len(again) == 0:
+            return
+        delay = self.backoff(attempts[keep])
+        self.stats.add(p, records_retried=len(again))
+        self.pending = RecordBatch.concat([self.pending, again.replace(attempts=attempts[keep], ready_time=now + delay)])
+
+    def backoff(self, attempts: np.ndarray) -> np.ndarray:
+        """Delay (s) before the next attempt of records that made ``attempts`` attempts."""
+        r = self.spec.retries
+        if r.backoff == "none":
+            delay = np.zeros(len(attempts))
+        elif r.backoff == "constant":
+            delay = np.full(len(attempts), r.base)
+        else:
+            delay = np.minimum(r.max, r.base * np.exp2(np.minimum(attempts - 1, 60)))
+        if r.jitter == "full":
+            delay = delay * self.rng.random(len(attempts))
+        return delay
+
+    def _drop(self, p: int, batch: RecordBatch, reason: str) -> None:
+        self.stats.add(p, records_dropped=len(batch))
+        self.stats.dropped_by_reason[reason] += len(batch)
+        self.trace.dropped(batch, DROP_REASONS.index(reason))

@@ -1,0 +1,270 @@
+"""``Results``: the traces of a run as pandas DataFrames, the summary, and saving them.
+
+Times inside the simulator are seconds from the scenario start; in the DataFrames they are UTC
+``pandas.Timestamp`` values from ``scenario.start_time``. Column names follow the contract in
+``shared/scenario-format.md`` (CloudWatch and API names where AWS has one).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from kinesim.tracing import DROP_REASONS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kinesim.simulation import Simulation
+
+TRACES = ("metrics", "records", "consumers", "producers", "shards", "events", "latency")
+
+
+class Results:
+    """What a run returns.
+
+    Attributes (pandas DataFrames): ``metrics`` (per period and shard, CloudWatch names),
+    ``records`` (sampled user records with their fate), ``consumers`` (per period, consumer and
+    shard), ``producers`` (per period and fleet), ``shards`` (every shard with its lineage),
+    ``events`` (reshards, failures; empty when nothing happened), ``latency`` (histogram of
+    event-to-processed latency per consumer), ``summary`` (one row per headline figure, index
+    ``metric``, column ``value``). ``summary_dict`` holds the same figures as a flat dict, and
+    ``scenario`` the validated scenario.
+    """
+
+    def __init__(self, scenario, frames: dict[str, pd.DataFrame], summary: dict, wall_time_s: float = float("nan")):
+        self.scenario = scenario
+        for name in TRACES:
+            setattr(self, name, frames[name])
+        self.summary_dict = summary
+        self.summary = pd.DataFrame({"value": pd.Series(summary, dtype=object)}).rename_axis("metric")
+        self.wall_time_s = wall_time_s
+
+    def __getitem__(self, key: str):
+        """``results["throttle_rate"]``: a headline figure from the summary."""
+        return self.summary_dict[key]
+
+    def __repr__(self) -> str:
+        s = self.summary_dict
+        return (f"<Results {self.scenario.name}: {s['records_produced']} records produced, "
+                f"throttle_rate={s['throttle_rate']:.4f}, {s['shards_final']} shards>")
+
+    # ------------------------------------------------------------ building
+    @classmethod
+    def from_simulation(cls, sim: "Simulation", wall_time_s: float) -> "Results":
+        sc = sim.scenario
+        origin = pd.Timestamp(sc.start_time).tz_convert("UTC")
+        period_starts = origin + pd.to_timedelta(np.arange(sim.grid.n) * sim.grid.period, unit="s")
+        shard_ids = [s.shard_id for s in sim.stream.shards]
+        frames = {
+            "metrics": _metrics_frame(sim, period_starts, shard_ids),
+            "consumers": _consumers_frame(sim, period_starts, shard_ids),
+            "producers": _producers_frame(sim, period_starts),
+            "records": _records_frame(sim, origin, shard_ids),
+            "shards": _shards_frame(sim, origin),
+            "events": pd.DataFrame({"timestamp": pd.Series([], dtype=f"datetime64[ns, UTC]"), "kind": pd.Series([], dtype=str),
+                                    "detail": pd.Series([], dtype=str), "error": pd.Series([], dtype=str)}),
+            "latency": _latency_frame(sim),
+        }
+        return cls(sc, frames, _summary(sim), wall_time_s)
+
+    # ------------------------------------------------------------ saving
+    def save(self, directory: str | os.PathLike, plots: bool = False) -> Path:
+        """Write ``summary.json``, one Parquet file per trace, ``scenario.yaml`` and (with
+        ``plots``) ``plots/*.png`` to ``directory``. Everything is written to a temporary folder
+        beside it and moved into place only when complete, so a failed run leaves nothing half
+        written. An existing ``directory`` is replaced. Returns the directory."""
+        target = Path(directory).resolve()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        try:
+            (tmp / "summary.json").write_text(json.dumps(_jsonable(self.summary_dict), indent=2) + "\n")
+            for name in TRACES:
+                getattr(self, name).to_parquet(tmp / f"{name}.parquet", index=False)
+            import yaml
+
+            (tmp / "scenario.yaml").write_text(yaml.safe_dump(self.scenario.model_dump(mode="json", exclude_none=True), sort_keys=False))
+            if plots:
+                from kinesim.plots import save_plots
+
+                save_plots(self, tmp / "plots")
+            old = None
+            if target.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+                os.replace(target, old / "previous")
+            os.replace(tmp, target)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return target
+
+
+def _jsonable(d: dict) -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, (np.integer,)):
+            v = int(v)
+        elif isinstance(v, (float, np.floating)):
+            v = None if math.isnan(v) else float(v)
+        out[k] = v
+    return out
+
+
+def _metrics_frame(sim, period_starts, shard_ids) -> pd.DataFrame:
+    n, k = sim.grid.n, len(shard_ids)
+    data = {"timestamp": np.repeat(period_starts, k), "ShardId": pd.Categorical(np.tile(shard_ids, n), categories=shard_ids)}
+    for name, arr in sim.metrics.values.items():
+        data[name] = arr[:, :k].reshape(-1)
+    return pd.DataFrame(data)
+
+
+def _consumers_frame(sim, period_starts, shard_ids) -> pd.DataFrame:
+    parts = []
+    for app in sim.consumers:
+        pp = app.per_period
+        n, k = pp["records_processed"].shape
+        backlog = pd.DataFrame(pp["backlog_records"]).ffill().fillna(0.0).to_numpy()
+        behind = pd.DataFrame(pp["MillisBehindLatest"]).ffill().fillna(0.0).to_numpy()
+        parts.append(pd.DataFrame({
+            "timestamp": np.repeat(period_starts, k),
+            "consumer": app.spec.name,
+            "ShardId": np.tile(shard_ids[:k], n),
+            "records_processed": pp["records_processed"].reshape(-1),
+            "backlog_records": backlog.reshape(-1).astype(np.int64),
+            "MillisBehindLatest": behind.reshape(-1),
+            "GetRecords.IteratorAgeMilliseconds": pp["GetRecords.IteratorAgeMilliseconds"].reshape(-1),
+        }))
+    if not parts:
+        return pd.DataFrame({c: [] for c in ("timestamp", "consumer", "ShardId", "records_processed", "backlog_records",
+                                             "MillisBehindLatest", "GetRecords.IteratorAgeMilliseconds")})
+    return pd.concat(parts, ignore_index=True)
+
+
+def _producers_frame(sim, period_starts) -> pd.DataFrame:
+    parts = []
+    for spec, stats in zip(sim.scenario.fleets, sim.producer_stats):
+        frame = pd.DataFrame({"timestamp": period_starts, "fleet": spec.name})
+        for name, arr in stats.per_period.items():
+            frame[name] = arr
+        parts.append(frame)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _records_frame(sim, origin, shard_ids) -> pd.DataFrame:
+    tr = sim.trace
+    col = tr.column
+    fleet_idx = col("fleet").astype(np.int64)
+    keys = col("key")
+    names = [f.spec.name for f in sim.fleets]
+    partition_key = np.empty(tr.n, dtype=object)
+    for i, fleet in enumerate(sim.fleets):
+        sel = fleet_idx == i
+        partition_key[sel] = np.asarray(fleet.keys, dtype=object)[keys[sel]]
+    shard = col("shard")
+    accepted = shard >= 0
+
+    def ts(seconds):
+        return origin + pd.to_timedelta(seconds, unit="s")
+
+    frame = pd.DataFrame({
+        "fleet": pd.Categorical.from_codes(fleet_idx, categories=names) if tr.n else pd.Categorical([], categories=names),
+        "sensor": col("sensor"),
+        "partition_key": partition_key,
+        "ShardId": np.where(accepted, np.asarray(shard_ids, dtype=object)[np.maximum(shard, 0)], None),
+        "SequenceNumber": _nullable_int(col("seq"), accepted),
+        "SubSequenceNumber": _nullable_int(col("subseq"), accepted),
+        "size_bytes": col("size"),
+        "event_time": ts(col("event_time")),
+        "arrival_time": ts(col("arrival_time")),
+        "attempts": col("attempts"),
+    })
+    reason = col("drop_reason")
+    fate = np.where(accepted, "accepted", "buffered").astype(object)
+    consumers = sim.consumers
+    if consumers:
+        processed_all = np.all([~np.isnan(col(f"processed.{c.index}")) for c in consumers], axis=0)
+        expired_any = np.any([col(f"expired.{c.index}") for c in consumers], axis=0)
+        fate[accepted & processed_all] = "consumed"
+        fate[accepted & expired_any] = "expired"
+    fate[reason > 0] = "dropped"
+    frame["fate"] = pd.Categorical(fate, categories=["consumed", "accepted", "expired", "buffered", "dropped"])
+    frame["drop_reason"] = np.asarray(DROP_REASONS, dtype=object)[reason]
+    for c in consumers:
+        frame[f"processed_time.{c.spec.name}"] = ts(col(f"processed.{c.index}"))
+    return frame
+
+
+def _nullable_int(values: np.ndarray, valid: np.ndarray) -> pd.arrays.IntegerArray:
+    return pd.arrays.IntegerArray(values.astype(np.int64), ~valid)
+
+
+def _shards_frame(sim, origin) -> pd.DataFrame:
+    rows = []
+    for s in sim.stream.shards:
+        rows.append({
+            "ShardId": s.shard_id, "ParentShardId": s.parent, "AdjacentParentShardId": s.adjacent_parent,
+            "StartingHashKey": str(s.start_hash), "EndingHashKey": str(s.end_hash),
+            "StartingSequenceNumber": str(s.starting_seq),
+            "EndingSequenceNumber": None if s.ending_seq is None else str(s.ending_seq),
+            "opened_at": origin + pd.to_timedelta(s.opened_at, unit="s"),
+            "closed_at": pd.NaT if s.closed_at is None else origin + pd.to_timedelta(s.closed_at, unit="s"),
+        })
+    return pd.DataFrame(rows)
+
+
+def _latency_frame(sim) -> pd.DataFrame:
+    parts = []
+    for app in sim.consumers:
+        h = app.latency
+        nz = np.flatnonzero(h.counts)
+        edges = h.edges()
+        parts.append(pd.DataFrame({"consumer": app.spec.name, "bin_start_s": edges[nz], "bin_end_s": edges[nz + 1],
+                                   "records": h.counts[nz]}))
+    if not parts:
+        return pd.DataFrame({"consumer": [], "bin_start_s": [], "bin_end_s": [], "records": []})
+    return pd.concat(parts, ignore_index=True)
+
+
+def _summary(sim) -> dict:
+    stats = sim.producer_stats
+
+    def total(name):
+        return sum(s.total(name) for s in stats)
+
+    attempts, throttled = total("put_attempts"), total("records_throttled")
+    out = {
+        "records_produced": total("records_produced"),
+        "put_attempts": attempts,
+        "records_throttled": throttled,
+        "throttle_rate": throttled / attempts if attempts else 0.0,
+        "records_accepted": total("records_accepted"),
+        "records_dropped": total("records_dropped"),
+    }
+    for reason in DROP_REASONS[1:]:
+        out[f"records_dropped_{reason}"] = sum(s.dropped_by_reason[reason] for s in stats)
+    out["records_buffered"] = sum(p.buffered for p in sim.producers)
+    out["records_expired"] = sum(app.records_expired for app in sim.consumers)
+    for app in sim.consumers:
+        pre = f"consumers.{app.spec.name}."
+        out[pre + "records_processed"] = app.records_processed
+        out[pre + "latency_p50_s"] = app.latency.quantile(0.5)
+        out[pre + "latency_p99_s"] = app.latency.quantile(0.99)
+        out[pre + "max_iterator_age_s"] = app.max_iterator_age_ms / 1000.0
+        out[pre + "records_expired"] = app.records_expired
+        out[pre + "backlog_records"] = app.backlog()
+        out[pre + "read_throttled_calls"] = app.throttled_calls
+    out["read_throttled_calls"] = sum(app.throttled_calls for app in sim.consumers)
+    out["get_records_calls"] = sum(app.get_records_calls for app in sim.consumers)
+    out["put_records_calls"] = total("put_records_calls")
+    out["kinesis_records_sent"] = total("kinesis_records_sent")
+    out["kinesis_records_accepted"] = int(sim.metrics.values["IncomingRecords"].sum())
+    out["shards_final"] = len(sim.stream.open_shards())
+    out["duration_s"] = sim.scenario.duration
+    return out

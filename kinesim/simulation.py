@@ -1,0 +1,122 @@
+"""``Simulation``: wires the components of a validated :class:`Scenario`, runs SimPy, returns Results.
+
+SimPy events are used only for control: a fleet flush every ``max_buffered_time`` and a GetRecords
+call per consumer worker; records move as numpy batches (``shared/design.md``). Each component draws
+from its own random stream keyed by its name (:mod:`kinesim.rng`).
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import simpy
+
+from kinesim.consumer import ConsumerApp
+from kinesim.fleet import Fleet
+from kinesim.metrics import PeriodGrid, ShardMetrics
+from kinesim.producer import Producer, ProducerStats
+from kinesim.results import Results
+from kinesim.rng import component_rng
+from kinesim.scenario import Scenario
+from kinesim.stream import Stream
+from kinesim.tracing import RecordTrace
+
+
+def tick(k: int, dt: float) -> float:
+    """The time of the ``k``-th tick of period ``dt``, snapped to the nanosecond so that ticks on
+    whole seconds fall in the right one-second window despite float rounding."""
+    return round(k * dt, 9)
+
+
+class Simulation:
+    """One run of one scenario. ``run(progress)`` returns :class:`Results`.
+
+    ``progress``, if given, is called as ``progress(simulated_seconds_done, duration)`` about a
+    hundred times per run.
+    """
+
+    def __init__(self, scenario: Scenario):
+        self.scenario = s = scenario
+        self.env = simpy.Environment()
+        self.grid = PeriodGrid(s.duration, s.trace.period)
+        self.metrics = ShardMetrics(self.grid, s.stream.shards)
+        self.stream = Stream(s.stream, self.metrics)
+        horizon = s.duration + max(f.producer.max_buffered_time for f in s.fleets)
+        self.fleets = [Fleet(spec, i, horizon, component_rng(s.seed, f"fleet.{spec.name}")) for i, spec in enumerate(s.fleets)]
+        self.trace = RecordTrace(self._sample_rate(), len(s.consumers), component_rng(s.seed, "trace"))
+        self.producer_stats = [ProducerStats(self.grid.n) for _ in s.fleets]
+        self.producers = [
+            Producer(spec.producer, self.stream, stats, self.trace, component_rng(s.seed, f"producer.{spec.name}"), self.grid.index)
+            for spec, stats in zip(s.fleets, self.producer_stats)
+        ]
+        self.consumers = [
+            ConsumerApp(i, spec, self.stream, self.grid, self.trace, component_rng(s.seed, f"consumer.{spec.name}"))
+            for i, spec in enumerate(s.consumers)
+        ]
+
+    def _sample_rate(self) -> float:
+        """Probability that a record enters the ``records`` trace (see :class:`kinesim.scenario.Trace`)."""
+        t = self.scenario.trace
+        if t.records == "none":
+            return 0.0
+        if t.records == "all":
+            return 1.0
+        if t.records == "sample":
+            return t.sample_rate
+        expected = sum(f.expected_records(0.0, self.scenario.duration) for f in self.fleets)
+        return 1.0 if expected <= t.auto_limit else t.auto_limit / expected
+
+    def _fleet_process(self, fleet: Fleet, producer: Producer):
+        dt = fleet.spec.producer.max_buffered_time
+        end = self.scenario.duration
+        k = 1
+        while tick(k, dt) <= end + 1e-9:
+            t = tick(k, dt)
+            yield self.env.timeout(t - self.env.now)
+            batch = self.trace.assign(fleet.generate(tick(k - 1, dt), t))
+            producer.flush(t, batch)
+            k += 1
+
+    def _progress_process(self, progress: Callable[[float, float], None]):
+        end = self.scenario.duration
+        step = end / 100
+        for k in range(1, 101):
+            yield self.env.timeout(tick(k, step) - self.env.now)
+            progress(self.env.now, end)
+
+    def run(self, progress: Callable[[float, float], None] | None = None) -> Results:
+        wall = time.perf_counter()
+        for fleet, producer in zip(self.fleets, self.producers):
+            self.env.process(self._fleet_process(fleet, producer))
+        for app in self.consumers:
+            app.start(self.env)
+        if progress is not None:
+            self.env.process(self._progress_process(progress))
+        end = self.scenario.duration
+        self.env.run(until=end + 1e-6)  # events at exactly ``duration`` still happen
+        for app in self.consumers:
+            for worker in app.workers:
+                worker.finish(end, self.scenario.stream.retention)
+        return Results.from_simulation(self, wall_time_s=time.perf_counter() - wall)
+
+
+def simulate(scenario, *, overrides: dict | None = None,
+             progress: Callable[[float, float], None] | None = None) -> Results:
+    """Run a scenario and return its :class:`~kinesim.results.Results` (pandas DataFrames).
+
+    ``scenario`` is a :class:`Scenario`, a dict, a YAML string or a path to a YAML file;
+    ``overrides`` maps dotted paths to values (``{"stream.shards": 4}``), validated like the YAML.
+    ``progress(done_s, duration_s)`` is called about 100 times. Raises
+    :class:`kinesim.errors.ScenarioError` for an invalid scenario.
+    """
+    from kinesim.loader import load_scenario
+
+    if overrides or not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario, {k: v if isinstance(v, str) else _yaml_value(v) for k, v in (overrides or {}).items()})
+    return Simulation(scenario).run(progress)
+
+
+def _yaml_value(v) -> str:
+    import yaml
+
+    return yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()

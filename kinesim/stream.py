@@ -1,0 +1,175 @@
+"""The Kinesis data stream: shards, hash key ranges, write and read limits, sequence numbers,
+retention. Passive objects called by the producer and consumer processes.
+
+Sources: https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecords.html (per-record
+results), API_GetRecords.html (read limits, MillisBehindLatest), API_PutRecord.html (MD5 hashing,
+sequence numbers increase per shard), https://docs.aws.amazon.com/streams/latest/dev/kinesis-extended-retention.html
+(retention). Limits: :mod:`kinesim.limits`; numbers: :mod:`kinesim.aws`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kinesim.batch import RecordBatch
+from kinesim.hashing import Router, even_ranges
+from kinesim.limits import ReadLimiter, WriteLimiter, accept_prefix
+from kinesim.log import ShardLog
+from kinesim.metrics import ShardMetrics
+from kinesim.scenario import Stream as StreamSpec
+
+
+@dataclass
+class Shard:
+    """One shard: id, hash key range (inclusive, Python ints), lineage, log and read limiter."""
+
+    index: int
+    shard_id: str
+    start_hash: int
+    end_hash: int
+    opened_at: float
+    log: ShardLog
+    reads: ReadLimiter
+    parent: str | None = None
+    adjacent_parent: str | None = None
+    closed_at: float | None = None
+    starting_seq: int = 0
+    ending_seq: int | None = None
+    readers: list = field(default_factory=list)  # objects with an int ``position``
+
+    def keep_from(self) -> int:
+        """Oldest position some reader still needs (the tip when nobody reads)."""
+        return min((r.position for r in self.readers), default=self.log.end)
+
+
+@dataclass
+class ReadResult:
+    """What one GetRecords call returned: rows ``[start, end)`` of the shard's log."""
+
+    throttled: bool
+    start: int = 0
+    end: int = 0
+    expired_start: int = 0  # rows [expired_start, start) were trimmed by retention before this read
+    iterator_age_ms: float = 0.0
+    millis_behind_latest: float = 0.0
+
+
+class Stream:
+    """A provisioned stream of ``spec.shards`` shards with the even ranges CreateStream gives."""
+
+    def __init__(self, spec: StreamSpec, metrics: ShardMetrics):
+        self.spec = spec
+        self.limits = spec.limits
+        self.metrics = metrics
+        self.shards: list[Shard] = []
+        self.next_seq = 0  # stream-wide counter: unique in the stream, increasing per shard
+        self.writes = WriteLimiter(0, self.limits.write_records_per_s, self.limits.write_bytes_per_s,
+                                   self.limits.write_model, self.limits.burst)
+        for start, end in even_ranges(spec.shards):
+            self._open_shard(start, end, 0.0)
+        self._rebuild_router()
+
+    # ------------------------------------------------------------ shards
+    def _open_shard(self, start: int, end: int, now: float, parent: str | None = None, adjacent: str | None = None) -> Shard:
+        i = len(self.shards)
+        shard = Shard(i, f"shardId-{i:012d}", start, end, now, ShardLog(),
+                      ReadLimiter(self.limits.read_calls_per_s, self.limits.read_bytes_per_s),
+                      parent, adjacent, starting_seq=self.next_seq)
+        self.shards.append(shard)
+        self.writes.add_shards(1, now)
+        return shard
+
+    def _rebuild_router(self) -> None:
+        open_shards = [s for s in self.shards if s.closed_at is None]
+        self.router = Router([s.start_hash for s in open_shards], [s.index for s in open_shards])
+
+    def open_shards(self) -> list[Shard]:
+        return [s for s in self.shards if s.closed_at is None]
+
+    def route(self, batch: RecordBatch) -> np.ndarray:
+        """Index of the open shard for each record (MD5 hash key in the shard's range)."""
+        return self.router.route(batch.hash_hi, batch.hash_lo)
+
+    # ------------------------------------------------------------ writes
+    def put(self, now: float, users: RecordBatch, user_k: np.ndarray, k_shard: np.ndarray, k_size: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Write the Kinesis records of one flush (all PutRecords calls of it) at time ``now``.
+
+        ``k_shard``/``k_size`` (length K) describe the Kinesis records in arrival order,
+        ``user_k`` (length n) the Kinesis record holding each user record. Returns per *user*
+        record: accepted (bool), sequence number (int64, -1 if rejected) and sub-sequence number.
+        """
+        n_shards = len(self.shards)
+        avail_r, avail_b = self.writes.available(now)
+        acc_k = accept_prefix(k_shard, k_size, avail_r, avail_b)
+        acc_records = np.bincount(k_shard[acc_k], minlength=n_shards)
+        acc_bytes = np.bincount(k_shard[acc_k], weights=k_size[acc_k], minlength=n_shards)
+        rejected = np.bincount(k_shard[~acc_k], minlength=n_shards)
+        self.writes.consume(acc_records, acc_bytes)
+        self.metrics.add("IncomingRecords", now, acc_records)
+        self.metrics.add("IncomingBytes", now, acc_bytes)
+        self.metrics.add("WriteProvisionedThroughputExceeded", now, rejected)
+        # sequence numbers: in shard order, then arrival order within a shard
+        k_seq = np.full(len(k_shard), -1, dtype=np.int64)
+        acc_idx = np.flatnonzero(acc_k)
+        order = acc_idx[np.argsort(k_shard[acc_idx], kind="stable")]
+        k_seq[order] = self.next_seq + np.arange(len(order))
+        self.next_seq += len(order)
+        accepted = acc_k[user_k]
+        seq = k_seq[user_k]
+        first = np.ones(len(user_k), dtype=bool)
+        first[1:] = user_k[1:] != user_k[:-1]
+        run_start = np.maximum.accumulate(np.where(first, np.arange(len(user_k)), 0))
+        subseq = (np.arange(len(user_k)) - run_start).astype(np.int32)
+        if accepted.any():
+            self._append(now, users, accepted, seq, subseq, first, k_size[user_k], k_shard[user_k])
+        return accepted, seq, subseq
+
+    def _append(self, now, users, accepted, seq, subseq, first, user_k_size, user_shard) -> None:
+        idx = np.flatnonzero(accepted)
+        idx = idx[np.argsort(seq[idx], kind="stable")]  # sequence order = shard order, then arrival
+        shard_of = user_shard[idx]
+        bounds = np.flatnonzero(np.diff(shard_of)) + 1
+        for part in np.split(idx, bounds):
+            shard = self.shards[int(user_shard[part[0]])]
+            k_first = first[part]
+            rows = {
+                "arrival": np.full(len(part), now), "event": users.event_time[part], "size": users.size[part],
+                "seq": seq[part], "subseq": subseq[part], "trace": users.trace[part],
+                "fleet": users.fleet[part], "sensor": users.sensor[part], "key": users.key[part],
+            }
+            shard.log.append(rows, k_first, np.where(k_first, user_k_size[part], 0), shard.keep_from())
+
+    # ------------------------------------------------------------ reads
+    def get_records(self, shard: Shard, position: int, now: float, max_records: int) -> ReadResult:
+        """One GetRecords call on ``shard`` from ``position`` (an absolute log position).
+
+        Records older than the retention period are skipped first (``expired_start..start``).
+        A throttled call (5 calls/s or 2 MiB/s per shard, shared) returns nothing and counts in
+        ``ReadProvisionedThroughputExceeded``. Otherwise it returns up to ``max_records`` Kinesis
+        records and ``get_records_max_bytes``. ``GetRecords.IteratorAgeMilliseconds`` is the age of the
+        last record returned (0 when the call is at the tip); ``MillisBehindLatest`` is how far the
+        next unread record is behind now (0 when caught up).
+        """
+        log = shard.log
+        horizon = now - self.spec.retention
+        start = log.first_at_or_after(position, horizon) if position < log.end else position
+        if not shard.reads.allow(now):
+            self.metrics.add_one("ReadProvisionedThroughputExceeded", now, shard.index, 1)
+            return ReadResult(True, start, start, position)
+        end = log.find_end(start, max_records, self.limits.get_records_max_bytes)
+        if end > start:
+            k0, b0 = log.k_before(start)
+            k1, b1 = log.k_before(end)
+            shard.reads.charge(b1 - b0)
+            self.metrics.add_one("OutgoingRecords", now, shard.index, k1 - k0)
+            self.metrics.add_one("OutgoingBytes", now, shard.index, b1 - b0)
+            age = (now - float(log.column("arrival", end - 1, end)[0])) * 1000.0
+        else:
+            shard.reads.charge(0)
+            age = 0.0
+        behind = (now - float(log.column("arrival", end, end + 1)[0])) * 1000.0 if end < log.end else 0.0
+        if end == log.end:
+            age = age if end > start else 0.0
+        self.metrics.max_one("GetRecords.IteratorAgeMilliseconds", now, shard.index, age)
+        return ReadResult(False, start, end, position, age, behind)

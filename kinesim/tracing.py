@@ -1,0 +1,91 @@
+"""The ``records`` trace: one row per sampled user record, filled in as it moves through the system.
+
+Rows are chosen when records are generated (all, none, or a seeded Bernoulli sample from the
+``trace`` random stream, so sampling never changes the fleets' draws). Memory grows with the
+sample, not with the run.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kinesim.batch import RecordBatch
+
+DROP_REASONS = ("", "max_attempts", "record_ttl", "record_too_large")
+
+
+class RecordTrace:
+    """Growable columns for sampled records; ``rate`` is the sampling probability (0 = none)."""
+
+    def __init__(self, rate: float, consumers: int, rng: np.random.Generator):
+        self.rate = rate
+        self.rng = rng
+        self.n = 0
+        self.consumers = consumers
+        self.cols: dict[str, np.ndarray] = {}
+        self._alloc(1024 if rate > 0 else 0)
+
+    def _alloc(self, size: int) -> None:
+        spec = {
+            "fleet": (np.int16, 0), "sensor": (np.int64, 0), "key": (np.int64, 0), "size": (np.int64, 0),
+            "event_time": (np.float64, np.nan), "shard": (np.int32, -1), "seq": (np.int64, -1),
+            "subseq": (np.int32, -1), "arrival_time": (np.float64, np.nan), "attempts": (np.int32, 0),
+            "drop_reason": (np.int8, 0),
+        }
+        for c in range(self.consumers):
+            spec[f"processed.{c}"] = (np.float64, np.nan)
+            spec[f"expired.{c}"] = (np.bool_, False)
+        for name, (dtype, fill) in spec.items():
+            new = np.full(size, fill, dtype=dtype)
+            if name in self.cols:
+                new[: self.n] = self.cols[name][: self.n]
+            self.cols[name] = new
+
+    def assign(self, batch: RecordBatch) -> RecordBatch:
+        """Give sampled records of a new batch a trace row; returns the batch with ``trace`` set."""
+        m = len(batch)
+        if self.rate <= 0 or m == 0:
+            return batch
+        if self.rate >= 1:
+            pick = np.arange(m)
+        else:
+            pick = np.flatnonzero(self.rng.random(m) < self.rate)
+        k = len(pick)
+        if k == 0:
+            return batch
+        if self.n + k > len(self.cols["fleet"]):
+            self._alloc(max(self.n + k, 2 * len(self.cols["fleet"])))
+        rows = np.arange(self.n, self.n + k)
+        for name in ("fleet", "sensor", "key", "size", "event_time"):
+            self.cols[name][rows] = getattr(batch, name)[pick]
+        self.n += k
+        trace = batch.trace.copy()
+        trace[pick] = rows
+        return batch.replace(trace=trace)
+
+    def put_outcome(self, batch: RecordBatch, accepted: np.ndarray, shard: np.ndarray, seq: np.ndarray, subseq: np.ndarray, now: float) -> None:
+        """After a PutRecords flush: attempts for every traced record, position for accepted ones."""
+        t = batch.trace
+        sel = t >= 0
+        if not sel.any():
+            return
+        self.cols["attempts"][t[sel]] = batch.attempts[sel] + 1
+        ok = sel & accepted
+        rows = t[ok]
+        self.cols["shard"][rows] = shard[ok]
+        self.cols["seq"][rows] = seq[ok]
+        self.cols["subseq"][rows] = subseq[ok]
+        self.cols["arrival_time"][rows] = now
+
+    def dropped(self, batch: RecordBatch, reason: int) -> None:
+        t = batch.trace[batch.trace >= 0]
+        self.cols["drop_reason"][t] = reason if len(t) else 0
+
+    def processed(self, consumer: int, trace: np.ndarray, times: np.ndarray) -> None:
+        sel = trace >= 0
+        self.cols[f"processed.{consumer}"][trace[sel]] = times[sel]
+
+    def expired(self, consumer: int, trace: np.ndarray) -> None:
+        self.cols[f"expired.{consumer}"][trace[trace >= 0]] = True
+
+    def column(self, name: str) -> np.ndarray:
+        return self.cols[name][: self.n]

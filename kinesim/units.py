@@ -1,0 +1,120 @@
+"""Human units at the YAML/CLI edge: ``"1MiB"``, ``"100ms"``, ``"10/min"``.
+
+Parsing uses the `pint` units library; inside kinesim every value is in seconds, bytes or
+events per second. Each parser raises ``ValueError`` with a message that says what is allowed.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+
+import pint
+
+DURATION_UNITS = "ms, s, min, h, d"
+BYTE_UNITS = "B, KiB, MiB, GiB (or kB, MB, GB)"
+
+
+@functools.lru_cache(maxsize=1)
+def _registry() -> pint.UnitRegistry:
+    return pint.UnitRegistry()
+
+
+def _quantity(text: str, what: str) -> pint.Quantity:
+    try:
+        return _registry().Quantity(text.strip())
+    except Exception:  # pint raises several kinds for unparsable text
+        raise ValueError(f"must be {what}, got {text!r}") from None
+
+
+def _reject_bool(value: object, what: str) -> None:
+    if isinstance(value, bool):
+        raise ValueError(f"must be {what}, got {value!r}")
+
+
+def parse_duration(value: object) -> float:
+    """Return ``value`` in seconds.
+
+    Accepts a string with a unit (``"100ms"``, ``"5min"``, ``"24h"``, ``"1d"``) or a number
+    of seconds given as an int/float (``0`` is common). Raises ``ValueError`` otherwise.
+    """
+    _reject_bool(value, f"a duration with a unit ({DURATION_UNITS})")
+    if isinstance(value, numbers.Real):
+        seconds = float(value)
+    elif isinstance(value, str):
+        q = _quantity(value, f"a duration ({DURATION_UNITS})")
+        if q.dimensionless:
+            if q.unitless:
+                seconds = float(q.magnitude)
+            else:
+                raise ValueError(f"must be a duration ({DURATION_UNITS}), got {value!r}")
+        else:
+            try:
+                seconds = float(q.to("second").magnitude)
+            except pint.DimensionalityError:
+                raise ValueError(
+                    f"must be a duration ({DURATION_UNITS}), got {value!r} "
+                    f"(a {q.dimensionality}; for minutes write 'min')"
+                ) from None
+    else:
+        raise ValueError(f"must be a duration like 100ms or 5min, got {value!r}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"must be a non-negative duration, got {value!r}")
+    return seconds
+
+
+def parse_bytes(value: object) -> int:
+    """Return ``value`` in bytes (an int, rounded up).
+
+    Accepts ``"512B"``, ``"2KiB"``, ``"1MiB"``, ``"5 MB"`` or a plain integer number of bytes.
+    Binary prefixes (KiB, MiB) are powers of 1024, decimal ones (kB, MB) powers of 1000.
+    """
+    _reject_bool(value, f"a size with a unit ({BYTE_UNITS})")
+    if isinstance(value, numbers.Real):
+        size = float(value)
+    elif isinstance(value, str):
+        q = _quantity(value, f"a size ({BYTE_UNITS})")
+        units = str(q.units)
+        if q.unitless:
+            size = float(q.magnitude)
+        elif "byte" in units or "bit" in units:
+            size = float(q.to("byte").magnitude)
+        else:
+            raise ValueError(f"must be a size ({BYTE_UNITS}), got {value!r}")
+    else:
+        raise ValueError(f"must be a size like 512B or 1MiB, got {value!r}")
+    if not math.isfinite(size) or size < 0:
+        raise ValueError(f"must be a non-negative size, got {value!r}")
+    return int(math.ceil(size))
+
+
+def parse_rate(value: object) -> float:
+    """Return ``value`` in events per second.
+
+    Accepts ``"1/s"``, ``"10/min"``, ``"0.5/s"``, ``"3600/h"``, or a plain number (per second).
+    """
+    _reject_bool(value, "a rate like 1/s or 10/min")
+    if isinstance(value, numbers.Real):
+        rate = float(value)
+    elif isinstance(value, str):
+        q = _quantity(value, "a rate like 1/s or 10/min")
+        if q.unitless:
+            rate = float(q.magnitude)
+        else:
+            try:
+                rate = float(q.to("1/second").magnitude)
+            except pint.DimensionalityError:
+                raise ValueError(f"must be a rate like 1/s or 10/min, got {value!r}") from None
+    else:
+        raise ValueError(f"must be a rate like 1/s or 10/min, got {value!r}")
+    if not math.isfinite(rate) or rate < 0:
+        raise ValueError(f"must be a non-negative rate, got {value!r}")
+    return rate
+
+
+def format_bytes(n: float) -> str:
+    """Format a byte count for people: ``1048576 -> '1.00 MiB'``."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n:.0f} B"
