@@ -61,6 +61,12 @@ class RecordBatch:
 
     def take(self, index: np.ndarray) -> "RecordBatch":
         """Rows selected by a boolean mask or an integer index array."""
+        if index.dtype == np.bool_:
+            kept = int(np.count_nonzero(index))
+            if kept == len(index):
+                return self
+            if kept == 0:
+                return RecordBatch.empty()
         return RecordBatch(**{name: getattr(self, name)[index] for name in COLUMNS})
 
     def replace(self, **columns: np.ndarray) -> "RecordBatch":

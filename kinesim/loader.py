@@ -189,6 +189,8 @@ def check_cross_fields(s: Scenario) -> None:
         size = fleet.record_size
         if hasattr(size, "uniform") and size.uniform[0] > size.uniform[1]:
             raise ScenarioError(f"fleets[{i}].record_size.uniform", "must be [low, high] with low <= high")
+        if fleet.producer.record_ttl < fleet.producer.max_buffered_time:
+            raise ScenarioError(f"fleets[{i}].producer.record_ttl", "must be at least producer.max_buffered_time")
         if fleet.producer.retries.base > fleet.producer.retries.max:
             raise ScenarioError(f"fleets[{i}].producer.retries.base", "must not exceed retries.max")
     names: set[str] = set()

@@ -69,13 +69,16 @@ class Producer:
         if too_large.any():
             self._drop(p, new.take(too_large), "record_too_large")
             new = new.take(~too_large)
-        due = self.pending.ready_time <= now + 1e-9
-        batch = RecordBatch.concat([self.pending.take(due), new])
-        self.pending = self.pending.take(~due)
-        expired = now - batch.event_time > self.spec.record_ttl + 1e-9
-        if expired.any():
-            self._drop(p, batch.take(expired), "record_ttl")
-            batch = batch.take(~expired)
+        batch = new
+        if len(self.pending):
+            is_due = self.pending.ready_time <= now + 1e-9
+            due = self.pending.take(is_due)
+            self.pending = self.pending.take(~is_due)
+            expired = now - due.event_time > self.spec.record_ttl + 1e-9
+            if expired.any():  # only retried records can be this old: new ones are < one flush old
+                self._drop(p, due.take(expired), "record_ttl")
+                due = due.take(~expired)
+            batch = RecordBatch.concat([due, new])
         if len(batch) == 0:
             return
         shard = self.stream.route(batch)
@@ -94,9 +97,8 @@ class Producer:
             k_size, k_shard = batch.size, shard
         calls = greedy_groups(k_size, limits.put_records_max_bytes, limits.put_records_max_records)
         accepted, seq, subseq = self.stream.put(now, batch, user_k, k_shard, k_size)
-        failed_k = np.bincount(user_k[~accepted], minlength=len(k_size)) > 0
         n_calls = int(calls[-1]) + 1
-        failed_calls = len(np.unique(calls[failed_k]))
+        failed_calls = int(np.count_nonzero(np.bincount(calls[user_k[~accepted]], minlength=n_calls)))
         self.trace.put_outcome(batch, accepted, shard, seq, subseq, now)
         throttled = batch.take(~accepted)
         n_thr = len(throttled)

@@ -115,30 +115,44 @@ class Stream:
         order = acc_idx[np.argsort(k_shard[acc_idx], kind="stable")]
         k_seq[order] = self.next_seq + np.arange(len(order))
         self.next_seq += len(order)
-        accepted = acc_k[user_k]
-        seq = k_seq[user_k]
-        first = np.ones(len(user_k), dtype=bool)
-        first[1:] = user_k[1:] != user_k[:-1]
-        run_start = np.maximum.accumulate(np.where(first, np.arange(len(user_k)), 0))
-        subseq = (np.arange(len(user_k)) - run_start).astype(np.int32)
-        if accepted.any():
-            self._append(now, users, accepted, seq, subseq, first, k_size[user_k], k_shard[user_k])
+        aggregated = len(user_k) != len(k_shard)
+        if aggregated:
+            accepted = acc_k[user_k]
+            seq = k_seq[user_k]
+            first = np.ones(len(user_k), dtype=bool)
+            first[1:] = user_k[1:] != user_k[:-1]
+            run_start = np.maximum.accumulate(np.where(first, np.arange(len(user_k)), 0))
+            subseq = (np.arange(len(user_k)) - run_start).astype(np.int32)
+        else:
+            accepted, seq = acc_k, k_seq
+            first = np.ones(len(user_k), dtype=bool)
+            subseq = np.zeros(len(user_k), dtype=np.int32)
+        if len(order):
+            self._append(now, users, user_k, order, aggregated, first, k_size, k_shard, seq, subseq, accepted)
         return accepted, seq, subseq
 
-    def _append(self, now, users, accepted, seq, subseq, first, user_k_size, user_shard) -> None:
-        idx = np.flatnonzero(accepted)
-        idx = idx[np.argsort(seq[idx], kind="stable")]  # sequence order = shard order, then arrival
-        shard_of = user_shard[idx]
-        bounds = np.flatnonzero(np.diff(shard_of)) + 1
-        for part in np.split(idx, bounds):
-            shard = self.shards[int(user_shard[part[0]])]
-            k_first = first[part]
-            rows = {
-                "arrival": np.full(len(part), now), "event": users.event_time[part], "size": users.size[part],
-                "seq": seq[part], "subseq": subseq[part], "trace": users.trace[part],
-                "fleet": users.fleet[part], "sensor": users.sensor[part], "key": users.key[part],
-            }
-            shard.log.append(rows, k_first, np.where(k_first, user_k_size[part], 0), shard.keep_from())
+    def _append(self, now, users, user_k, k_order, aggregated, first, k_size, k_shard, seq, subseq, accepted) -> None:
+        """Append the accepted user records to their shards' logs, in sequence-number order."""
+        if aggregated:  # user records of a Kinesis record are contiguous, in sequence order
+            idx = np.flatnonzero(accepted)
+            idx = idx[np.argsort(seq[idx], kind="stable")]
+        else:
+            idx = k_order
+        kk = user_k[idx]
+        cols = {
+            "event": users.event_time[idx], "size": users.size[idx], "seq": seq[idx], "subseq": subseq[idx],
+            "trace": users.trace[idx], "fleet": users.fleet[idx], "sensor": users.sensor[idx], "key": users.key[idx],
+        }
+        k_first = first[idx]
+        k_bytes = np.where(k_first, k_size[kk], 0)
+        shard_of = k_shard[kk]
+        bounds = np.flatnonzero(shard_of[1:] != shard_of[:-1]) + 1
+        edges = [0, *bounds.tolist(), len(idx)]
+        for a, b in zip(edges[:-1], edges[1:]):
+            shard = self.shards[int(shard_of[a])]
+            rows = {name: col[a:b] for name, col in cols.items()}
+            rows["arrival"] = now
+            shard.log.append(rows, k_first[a:b], k_bytes[a:b], shard.keep_from())
 
     # ------------------------------------------------------------ reads
     def get_records(self, shard: Shard, position: int, now: float, max_records: int) -> ReadResult:
