@@ -94,7 +94,7 @@ class Worker:
         n = res.end - res.start
         self.position = res.end
         pp = app.per_period
-        pp["backlog_records"][p, s] = log.end - self.position
+        pp["backlog_records"][p, s] = res.tip - self.position
         pp["MillisBehindLatest"][p, s] = res.millis_behind_latest
         age = pp["GetRecords.IteratorAgeMilliseconds"]
         if not res.iterator_age_ms <= age[p, s]:

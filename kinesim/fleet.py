@@ -102,7 +102,9 @@ class Fleet:
             lam, sensor = self._periodic(l0, l1)
         else:
             count = self.rng.poisson(self.spec.sensors * (l1 - l0))
-            lam = np.sort(l0 + (l1 - l0) * (1.0 - self.rng.random(count)))
+            # sorted uniform points without a sort: normalised partial sums of exponential spacings
+            gaps = np.cumsum(self.rng.standard_exponential(count + 1))
+            lam = l0 + (l1 - l0) * (gaps[:-1] / gaps[-1])
             sensor = self.rng.integers(0, self.spec.sensors, size=count)
         event_time = np.minimum(self._inverse(lam), t1)
         return self._records(event_time, sensor)

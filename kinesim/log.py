@@ -87,6 +87,13 @@ class ShardLog:
         """View of column ``name`` over absolute positions ``[a, b)`` (must be held)."""
         return self.cols[name][a - self.start : b - self.start]
 
+    def visible_end(self, now: float) -> int:
+        """Position just after the newest record that has arrived by ``now``: a writer may append
+        records of the current window ahead of time (:mod:`kinesim.writer`)."""
+        if self.n == 0 or self.cols["arrival"][self.n - 1] <= now:
+            return self.end
+        return self.start + int(np.searchsorted(self.cols["arrival"][: self.n], now, side="right"))
+
     def k_before(self, pos: int) -> tuple[int, int]:
         """Kinesis records and bytes before absolute position ``pos`` (a record boundary)."""
         if pos >= self.end:
@@ -94,16 +101,18 @@ class ShardLog:
         i = pos - self.start
         return int(self.cols["k_index"][i]), int(self.cols["kb_start"][i])
 
-    def find_end(self, pos: int, max_k: int, max_bytes: int) -> int:
-        """Largest absolute end ``e`` such that rows ``[pos, e)`` hold at most ``max_k`` Kinesis
-        records and ``max_bytes`` bytes (at least one Kinesis record if any), cut at a record edge."""
-        if pos >= self.end:
+    def find_end(self, pos: int, max_k: int, max_bytes: int, tip: int | None = None) -> int:
+        """Largest absolute end ``e <= tip`` such that rows ``[pos, e)`` hold at most ``max_k``
+        Kinesis records and ``max_bytes`` bytes (at least one Kinesis record if any), cut at a
+        record edge. ``tip`` defaults to the end of the log."""
+        tip = self.end if tip is None else tip
+        if pos >= tip:
             return pos
         k0, b0 = self.k_before(pos)
         i = pos - self.start
-        k_index = self.cols["k_index"][i : self.n]
+        k_index = self.cols["k_index"][i : tip - self.start]
         e_k = np.searchsorted(k_index, k0 + max_k, side="left")
-        e_b = np.searchsorted(self.cols["kb_end"][i : self.n], b0 + max_bytes, side="right")
+        e_b = np.searchsorted(self.cols["kb_end"][i : tip - self.start], b0 + max_bytes, side="right")
         e = min(e_k, e_b)
         if e == 0:  # one Kinesis record larger than max_bytes: return it alone
             e = np.searchsorted(k_index, k0 + 1, side="left")

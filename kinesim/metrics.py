@@ -26,6 +26,10 @@ class PeriodGrid:
     def index(self, t: float) -> int:
         return min(int(t / self.period + 1e-9), self.n - 1)
 
+    def indices(self, t: np.ndarray) -> np.ndarray:
+        """Period index (int64) of each time in ``t``."""
+        return np.minimum((t / self.period + 1e-9).astype(np.int64), self.n - 1)
+
 
 class ShardMetrics:
     """Per-period, per-shard counters named as CloudWatch names them (float64 arrays)."""
@@ -43,6 +47,17 @@ class ShardMetrics:
     def add(self, name: str, t: float, per_shard: np.ndarray) -> None:
         """Add an array over shards (length <= shards) to metric ``name`` at time ``t``."""
         self.values[name][self.grid.index(t), : len(per_shard)] += per_shard
+
+    def add_records(self, name: str, times: np.ndarray, shard: np.ndarray, weights: np.ndarray | None, single_time: bool) -> None:
+        """Add one (or ``weights``) per record at ``times`` (s) to metric ``name`` of ``shard``."""
+        if len(times) == 0:
+            return
+        values = self.values[name]
+        p = self.grid.indices(times)
+        if single_time or p[0] == p[-1] and p.min() == p.max():
+            values[p[0]] += np.bincount(shard, weights=weights, minlength=values.shape[1])[: values.shape[1]]
+        else:
+            np.add.at(values, (p, shard), 1.0 if weights is None else weights)
 
     def add_one(self, name: str, t: float, shard: int, value: float) -> None:
         self.values[name][self.grid.index(t), shard] += value

@@ -27,6 +27,23 @@ COUNTERS = ("records_produced", "put_attempts", "records_throttled", "records_re
             "records_dropped", "put_records_calls", "put_records_failed_calls", "kinesis_records_sent")
 
 
+def aggregate(size: np.ndarray, group: np.ndarray, max_size: int, breaks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """KPL aggregation: pack user records (``size`` bytes each, contiguous runs of equal ``group``,
+    e.g. the shard) greedily into Kinesis records of at most ``max_size`` bytes. Each user record
+    costs ``size + KPL_RECORD_OVERHEAD`` and each aggregate adds ``KPL_AGGREGATE_OVERHEAD``
+    (:mod:`kinesim.aws`). ``breaks`` (bool) forces extra aggregate starts. Returns the aggregate of
+    each user record (int64, non-decreasing), each aggregate's bytes and group."""
+    new_group = np.ones(len(group), dtype=bool)
+    new_group[1:] = group[1:] != group[:-1]
+    if breaks is not None:
+        new_group |= breaks
+    cost = size + aws.KPL_RECORD_OVERHEAD
+    user_k = greedy_groups(cost, max_size - aws.KPL_AGGREGATE_OVERHEAD, breaks=new_group)
+    k_size = np.bincount(user_k, weights=cost).astype(np.int64) + aws.KPL_AGGREGATE_OVERHEAD
+    k_group = group[np.flatnonzero(np.diff(np.concatenate(([-1], user_k))))]
+    return user_k, k_size, k_group
+
+
 class ProducerStats:
     """Per-period counters of one producer (arrays of length ``periods``) plus totals by reason."""
 
@@ -37,6 +54,15 @@ class ProducerStats:
     def add(self, period: int, **counts: int) -> None:
         for name, value in counts.items():
             self.per_period[name][period] += value
+
+    def add_at(self, name: str, periods: np.ndarray, weights: np.ndarray | None = None) -> None:
+        """Add one (or ``weights``) at each period index in ``periods``."""
+        if len(periods) == 0:
+            return
+        if periods[0] == periods[-1] and periods.min() == periods.max():
+            self.per_period[name][periods[0]] += len(periods) if weights is None else int(weights.sum())
+        else:
+            np.add.at(self.per_period[name], periods, 1 if weights is None else weights)
 
     def total(self, name: str) -> int:
         return int(self.per_period[name].sum())
@@ -85,13 +111,7 @@ class Producer:
         if self.spec.aggregation:
             order = np.argsort(shard, kind="stable")
             batch, shard = batch.take(order), shard[order]
-            new_shard = np.ones(len(shard), dtype=bool)
-            new_shard[1:] = shard[1:] != shard[:-1]
-            capacity = self.spec.aggregation_max_size - aws.KPL_AGGREGATE_OVERHEAD
-            user_k = greedy_groups(batch.size + aws.KPL_RECORD_OVERHEAD, capacity, breaks=new_shard)
-            k_size = np.bincount(user_k, weights=batch.size + aws.KPL_RECORD_OVERHEAD).astype(np.int64)
-            k_size += aws.KPL_AGGREGATE_OVERHEAD
-            k_shard = shard[np.flatnonzero(np.diff(np.concatenate(([-1], user_k))))]
+            user_k, k_size, k_shard = aggregate(batch.size, shard, self.spec.aggregation_max_size)
         else:
             user_k = np.arange(len(batch))
             k_size, k_shard = batch.size, shard
@@ -134,7 +154,11 @@ class Producer:
             delay = delay * self.rng.random(len(attempts))
         return delay
 
-    def _drop(self, p: int, batch: RecordBatch, reason: str) -> None:
-        self.stats.add(p, records_dropped=len(batch))
+    def _drop(self, p: int | np.ndarray, batch: RecordBatch, reason: str) -> None:
+        """Give records up for ``reason``, at period ``p`` (an index, or one per record)."""
+        if isinstance(p, np.ndarray):
+            self.stats.add_at("records_dropped", p)
+        else:
+            self.stats.add(p, records_dropped=len(batch))
         self.stats.dropped_by_reason[reason] += len(batch)
         self.trace.dropped(batch, DROP_REASONS.index(reason))

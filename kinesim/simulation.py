@@ -1,7 +1,7 @@
 """``Simulation``: wires the components of a validated :class:`Scenario`, runs SimPy, returns Results.
 
-SimPy events are used only for control: a fleet flush every ``max_buffered_time`` and a GetRecords
-call per consumer worker; records move as numpy batches (``shared/design.md``). Each component draws
+SimPy events are used only for control: the producers' write window (one second of flushes every
+``max_buffered_time``, :mod:`kinesim.writer`) and a GetRecords call per consumer worker; records move as numpy batches (``shared/design.md``). Each component draws
 from its own random stream keyed by its name (:mod:`kinesim.rng`).
 """
 from __future__ import annotations
@@ -20,12 +20,7 @@ from kinesim.rng import component_rng
 from kinesim.scenario import Scenario
 from kinesim.stream import Stream
 from kinesim.tracing import RecordTrace
-
-
-def tick(k: int, dt: float) -> float:
-    """The time of the ``k``-th tick of period ``dt``, snapped to the nanosecond so that ticks on
-    whole seconds fall in the right one-second window despite float rounding."""
-    return round(k * dt, 9)
+from kinesim.writer import ProducerGroup, tick
 
 
 class Simulation:
@@ -49,6 +44,7 @@ class Simulation:
             Producer(spec.producer, self.stream, stats, self.trace, component_rng(s.seed, f"producer.{spec.name}"), self.grid.index)
             for spec, stats in zip(s.fleets, self.producer_stats)
         ]
+        self.writer = ProducerGroup(self.fleets, self.producers, self.stream, self.trace, self.grid, s.duration)
         self.consumers = [
             ConsumerApp(i, spec, self.stream, self.grid, self.trace, component_rng(s.seed, f"consumer.{spec.name}"))
             for i, spec in enumerate(s.consumers)
@@ -66,28 +62,16 @@ class Simulation:
         expected = sum(f.expected_records(0.0, self.scenario.duration) for f in self.fleets)
         return 1.0 if expected <= t.auto_limit else t.auto_limit / expected
 
-    def _fleet_process(self, fleet: Fleet, producer: Producer):
-        dt = fleet.spec.producer.max_buffered_time
-        end = self.scenario.duration
-        k = 1
-        while tick(k, dt) <= end + 1e-9:
-            t = tick(k, dt)
-            yield self.env.timeout(t - self.env.now)
-            batch = self.trace.assign(fleet.generate(tick(k - 1, dt), t))
-            producer.flush(t, batch)
-            k += 1
-
     def _progress_process(self, progress: Callable[[float, float], None]):
         end = self.scenario.duration
         step = end / 100
         for k in range(1, 101):
-            yield self.env.timeout(tick(k, step) - self.env.now)
+            yield self.env.timeout(float(tick(k, step)) - self.env.now)
             progress(self.env.now, end)
 
     def run(self, progress: Callable[[float, float], None] | None = None) -> Results:
         wall = time.perf_counter()
-        for fleet, producer in zip(self.fleets, self.producers):
-            self.env.process(self._fleet_process(fleet, producer))
+        self.env.process(self.writer.process(self.env))
         for app in self.consumers:
             app.start(self.env)
         if progress is not None:

@@ -53,6 +53,7 @@ class ReadResult:
     expired_start: int = 0  # rows [expired_start, start) were trimmed by retention before this read
     iterator_age_ms: float = 0.0
     millis_behind_latest: float = 0.0
+    tip: int = 0  # the shard's newest visible position at the call
 
 
 class Stream:
@@ -96,23 +97,44 @@ class Stream:
         """Write the Kinesis records of one flush (all PutRecords calls of it) at time ``now``.
 
         ``k_shard``/``k_size`` (length K) describe the Kinesis records in arrival order,
-        ``user_k`` (length n) the Kinesis record holding each user record. Returns per *user*
-        record: accepted (bool), sequence number (int64, -1 if rejected) and sub-sequence number.
+        ``user_k`` (length n, non-decreasing) the Kinesis record holding each user record.
+        Returns per *user* record: accepted (bool), sequence number (int64, -1 if rejected)
+        and sub-sequence number (position inside a KPL aggregate).
         """
-        n_shards = len(self.shards)
+        acc_k, _ = self.accept(now, k_shard, k_size)
+        return self.commit(np.full(len(k_shard), now), users, user_k, k_shard, k_size, acc_k)
+
+    def accept(self, now: float, k_shard: np.ndarray, k_size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which Kinesis records (in arrival order) the shards accept with the capacity they have
+        at ``now`` (the window of ``now``), without taking it. Returns the mask and the records
+        capacity each shard had (so a caller can tell whether the record limit was exhausted)."""
         avail_r, avail_b = self.writes.available(now)
-        acc_k = accept_prefix(k_shard, k_size, avail_r, avail_b)
-        acc_records = np.bincount(k_shard[acc_k], minlength=n_shards)
-        acc_bytes = np.bincount(k_shard[acc_k], weights=k_size[acc_k], minlength=n_shards)
-        rejected = np.bincount(k_shard[~acc_k], minlength=n_shards)
-        self.writes.consume(acc_records, acc_bytes)
-        self.metrics.add("IncomingRecords", now, acc_records)
-        self.metrics.add("IncomingBytes", now, acc_bytes)
-        self.metrics.add("WriteProvisionedThroughputExceeded", now, rejected)
-        # sequence numbers: in shard order, then arrival order within a shard
+        return accept_prefix(k_shard, k_size, avail_r, avail_b), avail_r
+
+    def commit(self, k_time: np.ndarray, users: RecordBatch, user_k: np.ndarray, k_shard: np.ndarray,
+               k_size: np.ndarray, acc_k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Write the accepted Kinesis records (``acc_k``), each arriving at ``k_time``: take their
+        capacity, count the CloudWatch metrics, assign sequence numbers (in arrival-time order, then
+        shard order: unique in the stream and increasing per shard) and append them to the logs.
+        All ``k_time`` must fall in one write window. Returns what :meth:`put` returns."""
+        n_shards = len(self.shards)
+        acc_shard, acc_size = k_shard[acc_k], k_size[acc_k]
+        self.writes.consume(np.bincount(acc_shard, minlength=n_shards),
+                            np.bincount(acc_shard, weights=acc_size, minlength=n_shards))
+        single_time = len(k_time) == 0 or k_time[0] == k_time[-1] and k_time.min() == k_time.max()
+        m = self.metrics
+        m.add_records("IncomingRecords", k_time[acc_k], acc_shard, None, single_time)
+        m.add_records("IncomingBytes", k_time[acc_k], acc_shard, acc_size, single_time)
+        m.add_records("WriteProvisionedThroughputExceeded", k_time[~acc_k], k_shard[~acc_k], None, single_time)
+        # sequence numbers: in arrival-time order, then shard order, then arrival order
         k_seq = np.full(len(k_shard), -1, dtype=np.int64)
         acc_idx = np.flatnonzero(acc_k)
-        order = acc_idx[np.argsort(k_shard[acc_idx], kind="stable")]
+        if single_time:
+            order = acc_idx[np.argsort(k_shard[acc_idx], kind="stable")]
+            by_shard = order
+        else:
+            order = acc_idx[np.lexsort((k_shard[acc_idx], k_time[acc_idx]))]
+            by_shard = order[np.argsort(k_shard[order], kind="stable")]
         k_seq[order] = self.next_seq + np.arange(len(order))
         self.next_seq += len(order)
         aggregated = len(user_k) != len(k_shard)
@@ -123,25 +145,24 @@ class Stream:
             first[1:] = user_k[1:] != user_k[:-1]
             run_start = np.maximum.accumulate(np.where(first, np.arange(len(user_k)), 0))
             subseq = (np.arange(len(user_k)) - run_start).astype(np.int32)
+            idx = np.flatnonzero(accepted)
+            idx = idx[np.lexsort((seq[idx], k_shard[user_k[idx]]))]  # by shard, then sequence
         else:
             accepted, seq = acc_k, k_seq
             first = np.ones(len(user_k), dtype=bool)
             subseq = np.zeros(len(user_k), dtype=np.int32)
-        if len(order):
-            self._append(now, users, user_k, order, aggregated, first, k_size, k_shard, seq, subseq, accepted)
+            idx = by_shard
+        if len(idx):
+            self._append(users, user_k, idx, first, k_size, k_shard, k_time, seq, subseq)
         return accepted, seq, subseq
 
-    def _append(self, now, users, user_k, k_order, aggregated, first, k_size, k_shard, seq, subseq, accepted) -> None:
-        """Append the accepted user records to their shards' logs, in sequence-number order."""
-        if aggregated:  # user records of a Kinesis record are contiguous, in sequence order
-            idx = np.flatnonzero(accepted)
-            idx = idx[np.argsort(seq[idx], kind="stable")]
-        else:
-            idx = k_order
+    def _append(self, users, user_k, idx, first, k_size, k_shard, k_time, seq, subseq) -> None:
+        """Append user rows ``idx`` (grouped by shard, in sequence order) to their shards' logs."""
         kk = user_k[idx]
         cols = {
-            "event": users.event_time[idx], "size": users.size[idx], "seq": seq[idx], "subseq": subseq[idx],
-            "trace": users.trace[idx], "fleet": users.fleet[idx], "sensor": users.sensor[idx], "key": users.key[idx],
+            "arrival": k_time[kk], "event": users.event_time[idx], "size": users.size[idx], "seq": seq[idx],
+            "subseq": subseq[idx], "trace": users.trace[idx], "fleet": users.fleet[idx],
+            "sensor": users.sensor[idx], "key": users.key[idx],
         }
         k_first = first[idx]
         k_bytes = np.where(k_first, k_size[kk], 0)
@@ -150,9 +171,7 @@ class Stream:
         edges = [0, *bounds.tolist(), len(idx)]
         for a, b in zip(edges[:-1], edges[1:]):
             shard = self.shards[int(shard_of[a])]
-            rows = {name: col[a:b] for name, col in cols.items()}
-            rows["arrival"] = now
-            shard.log.append(rows, k_first[a:b], k_bytes[a:b], shard.keep_from())
+            shard.log.append({name: col[a:b] for name, col in cols.items()}, k_first[a:b], k_bytes[a:b], shard.keep_from())
 
     # ------------------------------------------------------------ reads
     def get_records(self, shard: Shard, position: int, now: float, max_records: int) -> ReadResult:
@@ -166,12 +185,13 @@ class Stream:
         next unread record is behind now (0 when caught up).
         """
         log = shard.log
+        tip = log.visible_end(now)
         horizon = now - self.spec.retention
-        start = log.first_at_or_after(position, horizon) if position < log.end else position
+        start = log.first_at_or_after(position, horizon) if position < tip else position
         if not shard.reads.allow(now):
             self.metrics.add_one("ReadProvisionedThroughputExceeded", now, shard.index, 1)
-            return ReadResult(True, start, start, position)
-        end = log.find_end(start, max_records, self.limits.get_records_max_bytes)
+            return ReadResult(True, start, start, position, tip=tip)
+        end = log.find_end(start, max_records, self.limits.get_records_max_bytes, tip)
         if end > start:
             k0, b0 = log.k_before(start)
             k1, b1 = log.k_before(end)
@@ -182,8 +202,6 @@ class Stream:
         else:
             shard.reads.charge(0)
             age = 0.0
-        behind = (now - float(log.column("arrival", end, end + 1)[0])) * 1000.0 if end < log.end else 0.0
-        if end == log.end:
-            age = age if end > start else 0.0
+        behind = (now - float(log.column("arrival", end, end + 1)[0])) * 1000.0 if end < tip else 0.0
         self.metrics.max_one("GetRecords.IteratorAgeMilliseconds", now, shard.index, age)
-        return ReadResult(False, start, end, position, age, behind)
+        return ReadResult(False, start, end, position, age, behind, tip)

@@ -62,8 +62,10 @@ class RecordTrace:
         trace[pick] = rows
         return batch.replace(trace=trace)
 
-    def put_outcome(self, batch: RecordBatch, accepted: np.ndarray, shard: np.ndarray, seq: np.ndarray, subseq: np.ndarray, now: float) -> None:
-        """After a PutRecords flush: attempts for every traced record, position for accepted ones."""
+    def put_outcome(self, batch: RecordBatch, accepted: np.ndarray, shard: np.ndarray, seq: np.ndarray,
+                    subseq: np.ndarray, now: float | np.ndarray) -> None:
+        """After a PutRecords attempt at ``now`` (a time, or one per record): attempts for every
+        traced record, shard, position and arrival time for the accepted ones."""
         t = batch.trace
         sel = t >= 0
         if not sel.any():
@@ -74,7 +76,7 @@ class RecordTrace:
         self.cols["shard"][rows] = shard[ok]
         self.cols["seq"][rows] = seq[ok]
         self.cols["subseq"][rows] = subseq[ok]
-        self.cols["arrival_time"][rows] = now
+        self.cols["arrival_time"][rows] = now[ok] if isinstance(now, np.ndarray) else now
 
     def dropped(self, batch: RecordBatch, reason: int) -> None:
         t = batch.trace[batch.trace >= 0]
