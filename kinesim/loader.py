@@ -25,6 +25,20 @@ _Loader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", mark
+            )
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
@@ -54,10 +68,17 @@ def load_scenario(source: str | Path | Mapping | Scenario, overrides: Mapping[st
     else:
         text_source = str(source)
         path = Path(text_source)
-        if "\n" not in text_source and (path.suffix in (".yaml", ".yml") or path.exists()):
+        looks_like_path = "\n" not in text_source and (path.suffix in (".yaml", ".yml") or path.exists() or ":" not in text_source)
+        if looks_like_path:
             if not path.is_file():
                 raise ScenarioError("", f"{path}: no such scenario file")
-            data = read_yaml(path.read_text(encoding="utf-8"), str(path))
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError as exc:
+                raise ScenarioError("", f"{path}: not UTF-8 text (bad byte at offset {exc.start})") from None
+            except OSError as exc:
+                raise ScenarioError("", f"{path}: cannot read it ({exc.strerror})") from None
+            data = read_yaml(text, str(path))
         else:
             data = read_yaml(text_source)
     if not isinstance(data, dict):
@@ -74,9 +95,9 @@ def load_scenario(source: str | Path | Mapping | Scenario, overrides: Mapping[st
 
 def apply_override(data: dict, path: str, value: str) -> None:
     """Set ``data[path] = yaml(value)`` for a dotted path with ``[i]`` list indices."""
-    parts = re.findall(r"[^.\[\]]+|\[\d+\]", path)
-    if not parts or "".join(parts).replace("[", "").replace("]", "") != path.replace(".", "").replace("[", "").replace("]", ""):
+    if not re.fullmatch(r"[A-Za-z_][\w-]*(\[\d+\])*(\.[A-Za-z_][\w-]*(\[\d+\])*)*", path):
         raise ScenarioError(path, "cannot read this path; write it like stream.shards or fleets[0].rate")
+    parts = re.findall(r"[^.\[\]]+|\[\d+\]", path)
     node: Any = data
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
@@ -108,8 +129,10 @@ def _to_scenario_error(exc: pydantic.ValidationError, data: Any) -> ScenarioErro
     elif first["type"] == "missing":
         message = "required key is missing"
     elif first["type"] == "string_pattern_mismatch":
-        message = f"must match {first['ctx']['pattern']} (lowercase letters, digits, '-'), got {first['input']!r}"
-    elif repr(first.get("input")) not in message and "not supported yet" not in message:
+        pattern = first["ctx"]["pattern"]
+        hint = " (lowercase letters, digits, '-')" if pattern.startswith("^[a-z0-9]") else ""
+        message = f"must match {pattern}{hint}, got {first['input']!r}"
+    elif "got" not in message and "not supported yet" not in message:
         message = f"{message[0].lower()}{message[1:]}, got {first.get('input')!r}"
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"

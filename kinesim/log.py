@@ -52,8 +52,8 @@ class ShardLog:
             return
         if self.n + m > len(self.cols["arrival"]):
             self._compact(keep_from)
-            if self.n + m > len(self.cols["arrival"]):
-                self._grow(self.n + m)
+            if 2 * (self.n + m) > len(self.cols["arrival"]):  # keep compactions rare: amortised O(1)
+                self._grow(2 * (self.n + m))
         a, b = self.n, self.n + m
         for name, values in rows.items():
             self.cols[name][a:b] = values

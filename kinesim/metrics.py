@@ -81,17 +81,31 @@ class LatencyHistogram:
     def __init__(self):
         self.counts = np.zeros(self.PER_DECADE * self.DECADES + 1, dtype=np.int64)
         self.total = 0
+        self._pending: list[np.ndarray] = []
+        self._pending_n = 0
 
     def add(self, latency: np.ndarray) -> None:
+        """Count latencies (s). Binning is deferred and done in large batches."""
         if len(latency) == 0:
             return
+        self._pending.append(latency)
+        self._pending_n += len(latency)
+        if self._pending_n >= 1 << 18:
+            self._bin()
+
+    def _bin(self) -> None:
+        if not self._pending:
+            return
+        latency = np.concatenate(self._pending)
+        self._pending, self._pending_n = [], 0
         x = np.log10(np.maximum(latency, 10.0**self.LOW))
-        b = np.clip(((x - self.LOW) * self.PER_DECADE).astype(np.int64), 0, len(self.counts) - 1)
+        b = np.minimum(((x - self.LOW) * self.PER_DECADE).astype(np.int64), len(self.counts) - 1)
         self.counts += np.bincount(b, minlength=len(self.counts))
         self.total += len(latency)
 
     def quantile(self, q: float) -> float:
         """The ``q``-quantile (0..1) in seconds, or NaN when empty (bin centre, geometric)."""
+        self._bin()
         if self.total == 0:
             return float("nan")
         cum = np.cumsum(self.counts)
@@ -100,6 +114,11 @@ class LatencyHistogram:
         if b == 0:
             return 0.0
         return float(10.0 ** (self.LOW + (b + 0.5) / self.PER_DECADE))
+
+    def histogram(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(counts, edges)``: counts per bin and the bin edges in seconds (length bins + 1)."""
+        self._bin()
+        return self.counts, self.edges()
 
     def edges(self) -> np.ndarray:
         """Bin edges in seconds (length bins + 1)."""

@@ -79,10 +79,18 @@ class Results:
         ``plots``) ``plots/*.png`` to ``directory``. Everything is written to a temporary folder
         beside it and moved into place only when complete, so a failed run leaves nothing half
         written. An existing ``directory`` is replaced. Returns the directory."""
-        target = Path(directory).resolve()
+        target = Path(directory).expanduser().resolve()
+        if target.exists() and not is_replaceable_output(target):
+            raise FileExistsError(
+                f"{target} exists and is not a kinesim results folder (no summary.json): "
+                "choose a new or empty folder"
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
+            umask = os.umask(0)
+            os.umask(umask)
+            tmp.chmod(0o777 & ~umask)
             (tmp / "summary.json").write_text(json.dumps(_jsonable(self.summary_dict), indent=2) + "\n")
             for name in TRACES:
                 getattr(self, name).to_parquet(tmp / f"{name}.parquet", index=False)
@@ -104,6 +112,13 @@ class Results:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return target
+
+
+def is_replaceable_output(path: Path) -> bool:
+    """Whether ``save`` may replace ``path``: an empty folder or an earlier kinesim result."""
+    if not path.is_dir():
+        return False
+    return not any(path.iterdir()) or (path / "summary.json").is_file()
 
 
 def _jsonable(d: dict) -> dict:
@@ -216,17 +231,18 @@ def _shards_frame(sim, origin) -> pd.DataFrame:
             "opened_at": origin + pd.to_timedelta(s.opened_at, unit="s"),
             "closed_at": pd.NaT if s.closed_at is None else origin + pd.to_timedelta(s.closed_at, unit="s"),
         })
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    frame["closed_at"] = pd.to_datetime(frame["closed_at"], utc=True)
+    return frame
 
 
 def _latency_frame(sim) -> pd.DataFrame:
     parts = []
     for app in sim.consumers:
-        h = app.latency
-        nz = np.flatnonzero(h.counts)
-        edges = h.edges()
+        counts, edges = app.latency.histogram()
+        nz = np.flatnonzero(counts)
         parts.append(pd.DataFrame({"consumer": app.spec.name, "bin_start_s": edges[nz], "bin_end_s": edges[nz + 1],
-                                   "records": h.counts[nz]}))
+                                   "records": counts[nz]}))
     if not parts:
         return pd.DataFrame({"consumer": [], "bin_start_s": [], "bin_end_s": [], "records": []})
     return pd.concat(parts, ignore_index=True)

@@ -260,6 +260,11 @@ class Trace(Model):
     period: PositiveSeconds = 1.0
 
 
+def _utc(t: dt.datetime) -> dt.datetime:
+    """A start time without a zone is taken as UTC (S3 keys and CloudWatch use UTC)."""
+    return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t.astimezone(dt.timezone.utc)
+
+
 class Scenario(Model):
     """A whole scenario; see ``shared/scenario-format.md``. All times in seconds, sizes in bytes."""
 
@@ -267,7 +272,7 @@ class Scenario(Model):
     description: str = ""
     duration: PositiveSeconds
     seed: Annotated[int, Field(ge=0)] = 0
-    start_time: dt.datetime = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    start_time: Annotated[dt.datetime, AfterValidator(_utc)] = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     stream: Stream = Stream()
     fleets: Annotated[list[Fleet], Field(min_length=1)]
     consumers: list[Consumer] = []
