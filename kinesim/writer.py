@@ -39,10 +39,15 @@ def tick(k, dt: float):
 
 def flush_times(dt: float, w: int, duration: float) -> tuple[int, np.ndarray]:
     """Index of the first flush and the times of the flushes of period ``dt`` in ``[w, w+1)``
-    that are in ``(0, duration]``."""
+    that are in ``(0, duration)``.
+
+    The run covers ``[0, duration)``, the span of the metrics periods: a flush at exactly
+    ``duration`` would write into the next one-second window (fresh capacity) while its metrics
+    fold into the last period, which would then show up to twice the shard limit. Records measured
+    after the last flush are not generated (as when ``dt`` does not divide ``duration``)."""
     k = np.arange(max(1, math.floor(w / dt) - 1), math.ceil((w + 1) / dt) + 2)
     t = tick(k, dt)
-    sel = (t >= w) & (t < w + 1) & (t <= duration + 1e-9)
+    sel = (t >= w) & (t < w + 1) & (t < duration - 1e-9)
     k, t = k[sel], t[sel]
     return (int(k[0]) if len(k) else 0), t
 
@@ -154,11 +159,12 @@ class ProducerGroup:
             st.add_at("put_attempts", periods[sel])
             st.add_at("records_accepted", periods[sel & accepted])
             ks = k_fleet == i
-            self._count_calls(prod, k_time[ks], k_size[ks], acc_k[ks])
+            sent = [(k_time[ks], k_size[ks], acc_k[ks])]
             rej = sel & ~accepted
             if rej.any():
                 st.add_at("records_throttled", periods[rej])
-                self._retry_in_window(prod, users.take(rej), t_user[rej], shard[rej], plan[i][0])
+                self._retry_in_window(prod, users.take(rej), t_user[rej], shard[rej], plan[i][0], sent)
+            self._count_calls(prod, *(np.concatenate(parts) for parts in zip(*sent)))
         return True
 
     def _kinesis_records(self, users, t_user, fleet_of, shard, agg):
@@ -182,11 +188,17 @@ class ProducerGroup:
         cost = np.where(agg, users.size + aws.KPL_RECORD_OVERHEAD, users.size)
         k_size = np.bincount(k_index, weights=cost).astype(np.int64)
         k_size += np.where(agg[first], aws.KPL_AGGREGATE_OVERHEAD, 0)
+        # a lone user record is sent plain, without the aggregation framing (see ``aggregate``)
+        k_size[agg[first] & (np.bincount(k_index) == 1)] -= aws.KPL_AGGREGATE_OVERHEAD + aws.KPL_RECORD_OVERHEAD
         return k_index, k_size, shard[first], t_user[first], fleet_of[first]
 
     def _count_calls(self, prod, k_time, k_size, acc_k) -> None:
+        """Count PutRecords calls per flush from all Kinesis records sent at each flush time."""
         if len(k_time) == 0:
             return
+        if not np.all(k_time[1:] >= k_time[:-1]):
+            order = np.argsort(k_time, kind="stable")
+            k_time, k_size, acc_k = k_time[order], k_size[order], acc_k[order]
         limits = self.stream.limits
         edges = np.flatnonzero(np.diff(k_time)) + 1
         starts = np.concatenate(([0], edges))
@@ -202,7 +214,7 @@ class ProducerGroup:
         st.add_at("kinesis_records_sent", p, n)
 
     def _retry_in_window(self, prod: Producer, rejected: RecordBatch, t_rej: np.ndarray, shard: np.ndarray,
-                         times: np.ndarray) -> None:
+                         times: np.ndarray, sent: list) -> None:
         """Retries of records rejected at ``t_rej``: those due again inside this window meet a
         shard whose record capacity is spent, so each such attempt is throttled too. Records due
         after the window go back to the producer's retry buffer."""
@@ -261,7 +273,7 @@ class ProducerGroup:
             else:
                 k_shard, k_size, k_time = shard, rejected.size[idx], t_next
             self.stream.metrics.add_records("WriteProvisionedThroughputExceeded", k_time, k_shard, None, False)
-            self._count_calls(prod, k_time, k_size, np.zeros(len(k_time), dtype=bool))
+            sent.append((k_time, k_size, np.zeros(len(k_time), dtype=bool)))
             t_rej = t_next
 
     def _commit_drops(self, parts, plan) -> None:
