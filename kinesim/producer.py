@@ -32,7 +32,12 @@ def aggregate(size: np.ndarray, group: np.ndarray, max_size: int, breaks: np.nda
     e.g. the shard) greedily into Kinesis records of at most ``max_size`` bytes. Each user record
     costs ``size + KPL_RECORD_OVERHEAD`` and each aggregate adds ``KPL_AGGREGATE_OVERHEAD``
     (:mod:`kinesim.aws`). ``breaks`` (bool) forces extra aggregate starts. Returns the aggregate of
-    each user record (int64, non-decreasing), each aggregate's bytes and group."""
+    each user record (int64, non-decreasing), each aggregate's bytes and group.
+
+    A Kinesis record holding a single user record is sent as that plain record, without the
+    aggregation framing (KPL ``KinesisRecord::serialize`` and ``accurate_size``,
+    https://github.com/awslabs/amazon-kinesis-producer/blob/master/aws/kinesis/core/kinesis_record.cc),
+    so its size is the user record's: a record of the maximum record size stays sendable."""
     new_group = np.ones(len(group), dtype=bool)
     new_group[1:] = group[1:] != group[:-1]
     if breaks is not None:
@@ -40,6 +45,7 @@ def aggregate(size: np.ndarray, group: np.ndarray, max_size: int, breaks: np.nda
     cost = size + aws.KPL_RECORD_OVERHEAD
     user_k = greedy_groups(cost, max_size - aws.KPL_AGGREGATE_OVERHEAD, breaks=new_group)
     k_size = np.bincount(user_k, weights=cost).astype(np.int64) + aws.KPL_AGGREGATE_OVERHEAD
+    k_size[np.bincount(user_k) == 1] -= aws.KPL_AGGREGATE_OVERHEAD + aws.KPL_RECORD_OVERHEAD
     k_group = group[np.flatnonzero(np.diff(np.concatenate(([-1], user_k))))]
     return user_k, k_size, k_group
 

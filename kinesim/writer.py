@@ -67,7 +67,9 @@ class ProducerGroup:
         self.windows_replayed = 0
 
     def process(self, env):
-        for w in range(0, math.ceil(self.duration) + 1):
+        last = math.ceil(self.duration)
+        w = 0
+        while w <= last:
             plan = []
             for fleet in self.fleets:
                 dt = fleet.spec.producer.max_buffered_time
@@ -75,9 +77,25 @@ class ProducerGroup:
                 plan.append((times, float(tick(k0 - 1, dt)) if len(times) else 0.0))
             starts = [times[0] for times, _ in plan if len(times)]
             if not starts:
+                w = self._next_flush_window(w + 1)
                 continue
             yield env.timeout(max(0.0, min(starts) - env.now))
             self.window(plan)
+            w += 1
+
+    def _next_flush_window(self, w: int) -> int:
+        """The first one-second window at or after ``w`` that holds a flush of some fleet: the
+        windows in between have nothing to write, so skipping them changes nothing (long runs of
+        slow producers, e.g. ``max_buffered_time: 10min`` over days, would otherwise loop over
+        every second)."""
+        nxt = math.inf
+        for fleet in self.fleets:
+            dt = fleet.spec.producer.max_buffered_time
+            k = max(1, math.floor(w / dt) - 1)
+            while float(tick(k, dt)) < w:
+                k += 1
+            nxt = min(nxt, math.floor(float(tick(k, dt))))
+        return max(w, int(min(nxt, math.ceil(self.duration) + 1)))
 
     # ------------------------------------------------------------ one window
     def window(self, plan) -> None:
@@ -241,7 +259,11 @@ class ProducerGroup:
             attempts[idx] = attempts_now
             st.add_at("records_retried", p)
             ready = t_rej + prod.backoff(attempts_now)
-            f = np.searchsorted(times, ready - 1e-9, side="left")
+            # the first flush at or after ``ready`` and after the one that rejected them: the
+            # flush at ``t_rej`` has already taken its due records (``backoff: none`` retries at
+            # the next flush, as Producer.flush does)
+            f = np.maximum(np.searchsorted(times, ready - 1e-9, side="left"),
+                           np.searchsorted(times, t_rej, side="right"))
             inside = f < len(times)
             if not inside.all():
                 out = ~inside

@@ -1,0 +1,89 @@
+"""The window-at-once write path (:mod:`kinesim.writer`) against its definition, the flush-by-flush
+replay (:meth:`kinesim.producer.Producer.flush`), on cases the fast path claims to be exact for.
+
+Known gaps, left out on purpose (see the report that added this file): with several flushes per
+window and retries, the fast path queues in-window retries in attempt order rather than rejection
+order, and it counts ``put_records_failed_calls`` as if the accepted records were a prefix of
+each flush.
+"""
+from __future__ import annotations
+
+import pandas.testing as pdt
+import pytest
+
+import kinesim
+from kinesim.results import TRACES
+from kinesim.simulation import Simulation
+
+
+def both_paths(spec: dict):
+    scenario = kinesim.load_scenario(spec)
+    fast = Simulation(scenario)
+    fast_results = fast.run()
+    replay = Simulation(scenario)
+    replay.writer.fast = False
+    replay_results = replay.run()
+    assert fast.writer.windows_fast > 0  # the fast path really ran
+    assert replay.writer.windows_fast == 0
+    return fast_results, replay_results
+
+
+def per_shard_rank(records):
+    """Sequence numbers are unique in the stream and increase per shard; only their order within
+    a shard is meaningful (the fast path numbers a window's flushes of all fleets together)."""
+    out = records.copy()
+    out["SequenceNumber"] = records.groupby("ShardId")["SequenceNumber"].rank(method="dense").astype("Int64")
+    return out
+
+
+def assert_equal_results(a, b):
+    for name in TRACES:
+        left, right = getattr(a, name), getattr(b, name)
+        if name == "producers":
+            left, right = left.drop(columns="put_records_failed_calls"), right.drop(columns="put_records_failed_calls")
+        if name == "records":
+            left, right = per_shard_rank(left), per_shard_rank(right)
+        pdt.assert_frame_equal(left, right, check_exact=True, obj=name)
+    assert a.summary_dict == pytest.approx(b.summary_dict, nan_ok=True)
+
+
+def fleets(max_buffered_time: str, retries: dict, aggregation: bool):
+    return [
+        {"name": "a", "sensors": 2600, "rate": "1/s", "record_size": "100B",
+         "producer": {"max_buffered_time": max_buffered_time, "retries": retries}},
+        {"name": "b", "sensors": 3000, "rate": "2/s", "record_size": "200B", "partition_key": "random",
+         "producer": {"max_buffered_time": max_buffered_time, "aggregation": aggregation, "retries": retries}},
+    ]
+
+
+@pytest.mark.parametrize("aggregation", [False, True])
+def test_fast_path_equals_replay_without_retries(aggregation):
+    a, b = both_paths({
+        "name": "paths", "duration": "8s", "seed": 3, "stream": {"shards": 2},
+        "fleets": fleets("100ms", {"max_attempts": 1}, aggregation),
+        "consumers": [{"name": "c", "poll_interval": "1s"}], "trace": {"records": "all"},
+    })
+    assert a["records_throttled"] > 0
+    assert_equal_results(a, b)
+
+
+@pytest.mark.parametrize("aggregation", [False, True])
+def test_zero_backoff_retries_wait_for_the_next_flush(aggregation):
+    """``backoff: none`` retries a throttled record at the producer's next flush, not again in the
+    flush that rejected it (which would spend every attempt at once). One flush per second keeps
+    every retry in the next window, where both paths queue them alike."""
+    a, b = both_paths({
+        "name": "paths", "duration": "12s", "seed": 3, "stream": {"shards": 2},
+        "fleets": fleets("1s", {"max_attempts": 3, "backoff": "none"}, aggregation),
+        "consumers": [{"name": "c", "poll_interval": "1s"}], "trace": {"records": "all"},
+    })
+    assert a["records_dropped_max_attempts"] > 0
+    assert_equal_results(a, b)
+    # each attempt is one flush (1 s) after the previous one
+    rec = a.records
+    dropped = rec[rec["drop_reason"] == "max_attempts"]
+    assert (dropped["attempts"] == 3).all()
+    accepted = rec[rec["ShardId"].notna()]
+    wait = (accepted["arrival_time"] - accepted["event_time"]).dt.total_seconds()
+    assert (wait < accepted["attempts"] + 1e-6).all()
+    assert (wait > accepted["attempts"] - 1 - 1e-6).all()
