@@ -15,6 +15,12 @@ falls back to flush-by-flush otherwise:
   vectorised. If some shard rejected records while it still had record capacity (the byte limit
   bound first) or the model is ``token_bucket``, the window is replayed flush by flush.
 
+Every user record's fate, attempts, shard, order and retry queue position equal flush-by-flush
+sending's (``tests/test_writer_paths.py``). Two counts differ slightly: with KPL aggregation the
+in-window retries are packed into aggregates of their own (so Kinesis-record counts of rejected
+retries differ), and failed PutRecords calls are counted as if each flush's accepted records came
+first.
+
 Records are appended to the shards' logs with their arrival times at the start of the window;
 consumers only see records whose arrival time has passed (:meth:`kinesim.log.ShardLog.visible_end`).
 PutRecords calls are counted per flush as ``max(ceil(records / 500), ceil(bytes / 5 MiB))`` on the
@@ -181,7 +187,9 @@ class ProducerGroup:
             rej = sel & ~accepted
             if rej.any():
                 st.add_at("records_throttled", periods[rej])
-                self._retry_in_window(prod, users.take(rej), t_user[rej], shard[rej], plan[i][0], sent)
+                band = np.where(kind[rej] == 0, 0.0, 2.0)  # due retries come before new records
+                key = np.column_stack([t_user[rej], np.where(agg[rej], shard[rej], 0), band, np.flatnonzero(rej)])
+                self._retry_in_window(prod, users.take(rej), t_user[rej], shard[rej], plan[i][0], sent, key)
             self._count_calls(prod, *(np.concatenate(parts) for parts in zip(*sent)))
         return True
 
@@ -232,10 +240,14 @@ class ProducerGroup:
         st.add_at("kinesis_records_sent", p, n)
 
     def _retry_in_window(self, prod: Producer, rejected: RecordBatch, t_rej: np.ndarray, shard: np.ndarray,
-                         times: np.ndarray, sent: list) -> None:
+                         times: np.ndarray, sent: list, key: np.ndarray) -> None:
         """Retries of records rejected at ``t_rej``: those due again inside this window meet a
         shard whose record capacity is spent, so each such attempt is throttled too. Records due
-        after the window go back to the producer's retry buffer."""
+        after the window go back to the producer's retry buffer in the order flush-by-flush
+        sending would have queued them: by the time of their last rejection, then their place in
+        that flush. ``key`` holds, per record, the columns that order it (time, shard for an
+        aggregating fleet, band: 0 due retry / 1 retry of this window / 2 new record, position);
+        a retry of this window is ordered by its earlier key, so keys grow by a prefix per attempt."""
         st = prod.stats
         ttl = prod.spec.record_ttl
         max_attempts = prod.spec.retries.max_attempts
@@ -243,6 +255,8 @@ class ProducerGroup:
         attempts = rejected.attempts.copy()
         event = rejected.event_time
         trace = rejected.trace
+        agg = prod.spec.aggregation
+        spilled: list[tuple[np.ndarray, RecordBatch]] = []
         while len(idx):
             attempts_now = attempts[idx] + 1
             p = self.grid.indices(t_rej)
@@ -253,7 +267,8 @@ class ProducerGroup:
             if spent.any():
                 prod._drop(p[spent], rejected.take(idx[spent]), "max_attempts")
                 keep = ~spent
-                idx, attempts_now, t_rej, p, shard = idx[keep], attempts_now[keep], t_rej[keep], p[keep], shard[keep]
+                idx, attempts_now, t_rej, p, shard, key = (idx[keep], attempts_now[keep], t_rej[keep], p[keep],
+                                                           shard[keep], key[keep])
             if not len(idx):
                 break
             attempts[idx] = attempts_now
@@ -268,8 +283,8 @@ class ProducerGroup:
             if not inside.all():
                 out = ~inside
                 later = rejected.take(idx[out]).replace(attempts=attempts_now[out], ready_time=ready[out])
-                prod.pending = RecordBatch.concat([prod.pending, later])
-                idx, f, shard = idx[inside], f[inside], shard[inside]
+                spilled.append((key[out], later))
+                idx, f, shard, key = idx[inside], f[inside], shard[inside], key[inside]
             if not len(idx):
                 break
             t_next = times[f]
@@ -277,7 +292,7 @@ class ProducerGroup:
             if expired.any():
                 prod._drop(self.grid.indices(t_next[expired]), rejected.take(idx[expired]), "record_ttl")
                 keep = ~expired
-                idx, t_next, shard = idx[keep], t_next[keep], shard[keep]
+                idx, t_next, shard, key = idx[keep], t_next[keep], shard[keep], key[keep]
             if not len(idx):
                 break
             pn = self.grid.indices(t_next)
@@ -285,7 +300,7 @@ class ProducerGroup:
             st.add_at("records_throttled", pn)
             if prod.spec.aggregation:
                 order = np.lexsort((shard, t_next))
-                idx, t_next, shard = idx[order], t_next[order], shard[order]
+                idx, t_next, shard, key = idx[order], t_next[order], shard[order], key[order]
                 brk = np.ones(len(idx), dtype=bool)
                 brk[1:] = t_next[1:] != t_next[:-1]
                 user_k, k_size, k_shard = aggregate(rejected.size[idx], shard, prod.spec.aggregation_max_size, breaks=brk)
@@ -296,7 +311,13 @@ class ProducerGroup:
                 k_shard, k_size, k_time = shard, rejected.size[idx], t_next
             self.stream.metrics.add_records("WriteProvisionedThroughputExceeded", k_time, k_shard, None, False)
             sent.append((k_time, k_size, np.zeros(len(k_time), dtype=bool)))
+            key = np.column_stack([t_next, shard if agg else np.zeros(len(idx)), np.ones(len(idx)), key])
             t_rej = t_next
+        if spilled:
+            width = max(k.shape[1] for k, _ in spilled)
+            keys = np.vstack([np.pad(k, ((0, 0), (0, width - k.shape[1]))) for k, _ in spilled])
+            later = RecordBatch.concat([b for _, b in spilled])
+            prod.pending = RecordBatch.concat([prod.pending, later.take(np.lexsort(keys.T[::-1]))])
 
     def _commit_drops(self, parts, plan) -> None:
         """Take the due retries out of the producers' buffers; drop what is too old or too large;
