@@ -171,6 +171,8 @@ def _fmt_auto(key: str, v) -> str:
         return fmt_seconds(v)
     if key.endswith("_rate") or key == "throttle_rate":
         return fmt_rate(v)
+    if key.startswith("cost_usd") and isinstance(v, (int, float)):
+        return f"$ {v:,.4f}" if abs(v) < 100 else f"$ {v:,.2f}"
     if isinstance(v, (int, float)) or hasattr(v, "dtype"):
         return fmt_number(v.item() if hasattr(v, "item") else v)
     return str(v)
@@ -304,12 +306,16 @@ def run(
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (overrides the scenario's seed).",
                                                 show_default=False)] = None,
     no_plots: Annotated[bool, typer.Option("--no-plots", help="Do not write plots/*.png.")] = False,
+    html_report: Annotated[bool, typer.Option("--report", help="Also write report.html: description, summary, "
+                                                               "cost, expect results and plots in one "
+                                                               "self-contained page.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary table; "
                                                               "print only where the results went.")] = False,
 ) -> None:
     """Simulate a scenario, print a summary and write the results.
 
-    Writes summary.json, a Parquet file per trace, scenario.yaml and plots/*.png into DIR.
+    Writes summary.json, a Parquet file per trace, scenario.yaml and plots/*.png (and with
+    --report, report.html) into DIR.
     """
     overrides = parse_sets(set_)
     if seed is not None:
@@ -330,7 +336,7 @@ def run(
         results = kinesim.simulate(sc, progress=report)
         progress.update(task, description="writing results", completed=float(sc.duration))
         try:
-            written = results.save(target, plots=not no_plots)
+            written = results.save(target, plots=not no_plots, report=html_report)
         except OSError as exc:
             raise CliError(f"cannot write results to {out or target}: {exc.strerror or exc}") from None
 
@@ -345,8 +351,15 @@ def run(
             console.print(table)
         plots = sorted((written / "plots").glob("*.png")) if not no_plots else []
         traces = sorted(written.glob("*.parquet"))
+        if sc.expect:
+            from kinesim.expect import evaluate
+
+            outcomes = evaluate(results)
+            print(f"expect: {sum(o.passed for o in outcomes)} of {len(outcomes)} checks passed "
+                  f"(kinesim check {scenario} shows them)", flush=True)
         print(f"wrote {shown}/ (summary.json, scenario.yaml, {len(traces)} Parquet traces"
-              + (f", {len(plots)} plots" if plots else "") + ")", flush=True)
+              + (f", {len(plots)} plots" if plots else "") + (", report.html" if html_report else "") + ")",
+              flush=True)
     else:
         print(f"wrote {shown}/", flush=True)
 
@@ -373,6 +386,32 @@ def validate(
         print(f"ok {path}", flush=True)
     if failed:
         raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@app.command()
+def check(
+    scenarios: Annotated[list[Path], typer.Argument(metavar="SCENARIO.yaml|DIR", show_default=False,
+                                                    help="Scenario files, or folders of them (*.yaml).")],
+    set_: SetOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="List only the failed checks.")] = False,
+) -> int:
+    """Run scenarios and evaluate their expect: checks.
+
+    Prints a table with the measured values; exit code 0 when all pass, 1 when some check fails,
+    2 for invalid input.
+    """
+    from kinesim.cli_check import run_checks
+
+    return run_checks(scenarios, parse_sets(set_), quiet=quiet)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of a scenario file (for editors: kinesim schema > kinesim.schema.json)."""
+    from kinesim.cli_schema import schema_text
+
+    sys.stdout.write(schema_text())
+    sys.stdout.flush()
 
 
 def _display_path(p: Path) -> str:

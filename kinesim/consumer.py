@@ -7,6 +7,12 @@ at a random phase within the first ``poll_interval`` (their own random stream), 
 workers do. Record ``i`` (0-based) of a batch fetched at ``t`` is processed at
 ``t + (i + 1) × per_record``; the batch ends at ``t + per_batch + n × per_record``.
 
+Across a reshard (KCL, https://docs.aws.amazon.com/streams/latest/dev/kinesis-using-sdk-java-after-resharding.html):
+a worker that reaches the end of a CLOSED shard finishes (SHARD_END). Each new shard gets a worker
+that reads it from TRIM_HORIZON, but only once the workers of all its parents have finished; until
+then it checks every ``parent_shard_poll_interval`` (KCL parentShardPollIntervalMillis, 10 s). So
+per-key order holds, and the child's records wait meanwhile: the pause shows in the traces.
+
 Sources: https://docs.aws.amazon.com/streams/latest/dev/shared-throughput-kcl-consumers.html (one
 lease per shard), https://docs.aws.amazon.com/kinesis/latest/APIReference/API_GetRecords.html (limits).
 """
@@ -15,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import simpy
 
+from kinesim import aws
 from kinesim.metrics import LatencyHistogram, PeriodGrid
 from kinesim.scenario import Consumer as ConsumerSpec
 from kinesim.stream import Shard, Stream
@@ -25,8 +32,11 @@ class ConsumerApp:
     """A consumer application: its workers, counters and per-period trace (arrays periods × shards)."""
 
     def __init__(self, index: int, spec: ConsumerSpec, stream: Stream, grid: PeriodGrid, trace: RecordTrace,
-                 rng: np.random.Generator):
+                 rng: np.random.Generator, sink=None):
         self.index = index
+        #: Optional ``sink(shard, start, end, now)``: called with the log rows ``[start, end)`` each
+        #: successful GetRecords call returned (e.g. a Firehose delivery stream, :mod:`kinesim.firehose`).
+        self.sink = sink
         self.spec = spec
         self.stream = stream
         self.grid = grid
@@ -48,10 +58,28 @@ class ConsumerApp:
         }
 
     def start(self, env: simpy.Environment) -> None:
+        self.env = env
+        self.stream.on_reshard.append(self._shards_opened)
         for shard in self.stream.open_shards():
             worker = Worker(self, shard)
             self.workers.append(worker)
             env.process(worker.run(env, float(self.rng.random()) * self.spec.poll_interval))
+
+    def _shards_opened(self, new: list[Shard], now: float) -> None:
+        """After a reshard: a worker per new shard, registered at once (so the log keeps its
+        records), reading from TRIM_HORIZON once its parents' workers have finished."""
+        for name, arr in self.per_period.items():
+            extra = len(self.stream.shards) - arr.shape[1]
+            fill = 0 if name == "records_processed" else np.nan
+            self.per_period[name] = np.concatenate([arr, np.full((arr.shape[0], extra), fill, arr.dtype)], axis=1)
+        by_id = {w.shard.shard_id: w for w in self.workers}
+        interval = getattr(self.spec, "parent_shard_poll_interval", aws.KCL_PARENT_SHARD_POLL_INTERVAL_S)
+        for shard in new:
+            worker = Worker(self, shard, position=shard.log.start)
+            parents = [by_id[p] for p in (shard.parent, shard.adjacent_parent) if p in by_id]
+            by_id[shard.shard_id] = worker
+            self.workers.append(worker)
+            self.env.process(worker.run_after(self.env, parents, interval))
 
     def backlog(self) -> int:
         """Records (user records) not yet read, over all shards."""
@@ -61,19 +89,46 @@ class ConsumerApp:
 class Worker:
     """The worker of one consumer application on one shard; ``position`` is its iterator."""
 
-    def __init__(self, app: ConsumerApp, shard: Shard):
+    def __init__(self, app: ConsumerApp, shard: Shard, position: int | None = None):
         self.app = app
         self.shard = shard
-        self.position = shard.log.end if app.spec.start == "latest" else shard.log.start
+        if position is None:
+            position = shard.log.end if app.spec.start == "latest" else shard.log.start
+        self.position = position
+        self.finished_at: float | None = None  # when it reached the end of its closed shard (SHARD_END)
         shard.readers.append(self)
+
+    def run_after(self, env: simpy.Environment, parents: list["Worker"], interval: float):
+        """Wait until every parent has finished (checking every ``interval`` s), then :meth:`run`
+        (at a random phase, as at the start). Meanwhile the backlog and ``MillisBehindLatest`` of
+        the waiting shard are traced each period."""
+        next_check = env.now
+        while True:
+            if env.now >= next_check - 1e-9:
+                if all(p.finished_at is not None for p in parents):
+                    break
+                next_check = env.now + interval
+            self._note_waiting(env.now)
+            yield env.timeout(min(self.app.grid.period, next_check - env.now))
+        yield from self.run(env, float(self.app.rng.random()) * self.app.spec.poll_interval)
+
+    def _note_waiting(self, now: float) -> None:
+        app, log = self.app, self.shard.log
+        tip = log.visible_end(now)
+        p, s = app.grid.index(now), self.shard.index
+        app.per_period["backlog_records"][p, s] = tip - self.position
+        behind = now - float(log.column("arrival", self.position, self.position + 1)[0]) if tip > self.position else 0.0
+        app.per_period["MillisBehindLatest"][p, s] = behind * 1000.0
 
     def run(self, env: simpy.Environment, phase: float):
         app, spec = self.app, self.app.spec
         per_record, per_batch = spec.processing_time.per_record, spec.processing_time.per_batch
         yield env.timeout(phase)
-        while True:
+        while self.finished_at is None:
             now = env.now
             busy = self.poll(now, per_record, per_batch)
+            if self.finished_at is not None:
+                app.stream.release_closed(self.shard)  # free what every reader of it has read
             yield env.timeout(busy + spec.poll_interval)
 
     def poll(self, now: float, per_record: float, per_batch: float) -> float:
@@ -93,6 +148,8 @@ class Worker:
             return 0.0
         n = res.end - res.start
         self.position = res.end
+        if shard.closed_at is not None and self.position >= log.end:
+            self.finished_at = now  # SHARD_END: no NextShardIterator; the children may start
         pp = app.per_period
         pp["backlog_records"][p, s] = res.tip - self.position
         pp["MillisBehindLatest"][p, s] = res.millis_behind_latest
@@ -102,6 +159,8 @@ class Worker:
         app.max_iterator_age_ms = max(app.max_iterator_age_ms, res.iterator_age_ms)
         if n == 0:
             return 0.0
+        if app.sink is not None:
+            app.sink(shard, res.start, res.end, now)
         done = now + per_record * np.arange(1, n + 1)
         app.latency.add(done - log.column("event", res.start, res.end))
         app.trace.processed(app.index, log.column("trace", res.start, res.end), done)

@@ -73,6 +73,13 @@ class WriteLimiter:
         self.used_bytes += nbytes
 
 
+def stable_order(shard: np.ndarray, n_shards: int) -> np.ndarray:
+    """Stable argsort of shard indices; a 16-bit key lets numpy use its O(n) radix sort."""
+    if n_shards <= np.iinfo(np.int16).max:
+        return np.argsort(shard.astype(np.int16), kind="stable")
+    return np.argsort(shard, kind="stable")
+
+
 def accept_prefix(shard: np.ndarray, size: np.ndarray, avail_records: np.ndarray, avail_bytes: np.ndarray) -> np.ndarray:
     """Boolean mask of accepted Kinesis records.
 
@@ -83,7 +90,7 @@ def accept_prefix(shard: np.ndarray, size: np.ndarray, avail_records: np.ndarray
     n = len(shard)
     if n == 0:
         return np.zeros(0, dtype=bool)
-    order = np.argsort(shard, kind="stable")
+    order = stable_order(shard, len(avail_records))
     s = shard[order]
     sz = size[order]
     counts = np.bincount(s, minlength=len(avail_records))

@@ -15,6 +15,7 @@ import yaml
 
 from kinesim.errors import ScenarioError, format_path
 from kinesim.scenario import Scenario
+from kinesim.scenario_expect import check_expect
 
 
 class _Loader(yaml.SafeLoader):
@@ -224,3 +225,34 @@ def check_cross_fields(s: Scenario) -> None:
     periods = s.duration / s.trace.period
     if periods > 5_000_000:
         raise ScenarioError("trace.period", f"gives {periods:.0f} periods over the duration; at most 5,000,000 are allowed")
+    _check_lake(s)
+    from kinesim.resharding import check_scaling
+
+    check_scaling(s)
+    check_expect(s)
+
+
+def _check_lake(s: Scenario) -> None:
+    """Checks of the Firehose → S3 → EMR path that involve several fields."""
+    from kinesim import aws
+
+    fh = s.firehose
+    if fh is not None and fh.format_conversion == "parquet":
+        if fh.buffer.size < aws.FIREHOSE_CONVERSION_BUFFER_MIN:
+            raise ScenarioError("firehose.buffer.size", "must be at least 64 MiB with format_conversion: parquet "
+                                f"(as AWS requires), got {fh.buffer.size / aws.MiB:g} MiB")
+        if fh.compression.format == "zip":
+            raise ScenarioError("firehose.compression.format", "Parquet output is compressed with gzip, snappy or none, got zip")
+    if fh is not None and fh.s3.write_files and fh.format_conversion == "none" and fh.compression.format == "snappy":
+        raise ScenarioError("firehose.compression.format", "real files (s3.write_files) are written with gzip, zip or none "
+                            "(or as Parquet with format_conversion: parquet), got snappy")
+    if s.emr is not None:
+        if fh is None:
+            raise ScenarioError("emr", "needs a firehose: EMR jobs read the objects Firehose delivers to S3")
+        if s.emr.instance_price is None:
+            from kinesim.cost import load_prices
+
+            known = sorted(load_prices()["emr"]["instances"])
+            if s.emr.instance_type not in known:
+                raise ScenarioError("emr.instance_type", f"no price for {s.emr.instance_type!r} in kinesim/prices.yaml "
+                                    f"(known: {', '.join(known)}); give emr.instance_price: {{ec2_per_hour, emr_per_hour}}")

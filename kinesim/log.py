@@ -83,6 +83,14 @@ class ShardLog:
             new[: self.n] = col[: self.n]
             self.cols[name] = new
 
+    def release(self, keep_from: int) -> None:
+        """Drop the rows before ``keep_from`` and give their memory back (a closed shard whose
+        readers have passed them); positions do not change."""
+        self._compact(keep_from)
+        size = max(self.n, 16)
+        if size < len(self.cols["arrival"]):
+            self.cols = {name: col[:size].copy() for name, col in self.cols.items()}
+
     def column(self, name: str, a: int, b: int) -> np.ndarray:
         """View of column ``name`` over absolute positions ``[a, b)`` (must be held)."""
         return self.cols[name][a - self.start : b - self.start]

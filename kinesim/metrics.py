@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kinesim.aws import METRIC_NAMES
+from kinesim.aws import METRIC_NAMES, ON_DEMAND_BILLING_INCREMENT, PUT_PAYLOAD_UNIT_BYTES
 
 SUM_METRICS = tuple(m for m in METRIC_NAMES if m != "GetRecords.IteratorAgeMilliseconds")
 
@@ -38,6 +38,10 @@ class ShardMetrics:
         self.grid = grid
         self.values = {m: np.zeros((grid.n, shards)) for m in METRIC_NAMES}
         self.values["GetRecords.IteratorAgeMilliseconds"][:] = np.nan
+        #: PUT payload units of the accepted Kinesis records, and their bytes rounded up to 1 KB
+        #: each (on-demand data in) (billing, :mod:`kinesim.cost`).
+        self.put_payload_units = 0
+        self.on_demand_billed_bytes = 0
 
     def add_shards(self, k: int) -> None:
         for name, arr in self.values.items():
@@ -58,6 +62,14 @@ class ShardMetrics:
             values[p[0]] += np.bincount(shard, weights=weights, minlength=values.shape[1])[: values.shape[1]]
         else:
             np.add.at(values, (p, shard), 1.0 if weights is None else weights)
+
+    def add_put_payload_units(self, sizes: np.ndarray) -> None:
+        """Count the PUT payload units of accepted Kinesis records of ``sizes`` bytes: each record
+        is billed in 25 KB chunks (https://aws.amazon.com/kinesis/data-streams/pricing/)."""
+        if len(sizes):
+            sizes = np.asarray(sizes, dtype=np.int64)
+            self.put_payload_units += int(np.sum(-(-sizes // PUT_PAYLOAD_UNIT_BYTES)))
+            self.on_demand_billed_bytes += int(np.sum(-(-sizes // ON_DEMAND_BILLING_INCREMENT))) * ON_DEMAND_BILLING_INCREMENT
 
     def add_one(self, name: str, t: float, shard: int, value: float) -> None:
         self.values[name][self.grid.index(t), shard] += value

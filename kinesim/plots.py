@@ -44,7 +44,9 @@ def save_plots(results: "Results", folder: Path) -> list[Path]:
     """Write the PNG plots of ``results`` into ``folder`` (created if missing).
 
     Returns the paths written, in a stable order: ``shards.png``, then ``iterator_age.png`` and
-    ``latency.png`` when the scenario has consumers, then ``producers.png``.
+    ``latency.png`` when the scenario has consumers, then ``producers.png``, then ``firehose.png``
+    and ``emr.png`` for the Firehose → S3 → EMR path (:mod:`kinesim.plots_lake`), then
+    ``open_shards.png`` when the stream reshards (:mod:`kinesim.plots_shards`).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -59,6 +61,12 @@ def save_plots(results: "Results", folder: Path) -> list[Path]:
         fig.savefig(path, dpi=DPI)
         fig.clear()
         written.append(path)
+    from kinesim.plots_lake import save_lake_plots
+
+    written += save_lake_plots(results, folder)
+    from kinesim.plots_shards import save_shard_plots
+
+    written += save_shard_plots(results, folder)
     return written
 
 

@@ -22,7 +22,7 @@ from kinesim.tracing import DROP_REASONS
 if TYPE_CHECKING:  # pragma: no cover
     from kinesim.simulation import Simulation
 
-TRACES = ("metrics", "records", "consumers", "producers", "shards", "events", "latency")
+TRACES = ("metrics", "records", "consumers", "producers", "shards", "events", "latency", "objects", "jobs", "cost")
 
 
 class Results:
@@ -32,13 +32,19 @@ class Results:
     ``records`` (sampled user records with their fate), ``consumers`` (per period, consumer and
     shard), ``producers`` (per period and fleet), ``shards`` (every shard with its lineage),
     ``events`` (reshards, failures; empty when nothing happened), ``latency`` (histogram of
-    event-to-processed latency per consumer), ``summary`` (one row per headline figure, index
-    ``metric``, column ``value``). ``summary_dict`` holds the same figures as a flat dict, and
-    ``scenario`` the validated scenario.
+    event-to-processed latency per consumer), ``objects`` (S3 objects Firehose delivered),
+    ``jobs`` (EMR jobs), ``cost`` (the bill, one row per item), ``summary`` (one row per headline
+    figure, index ``metric``, column ``value``). ``summary_dict`` holds the same figures as a flat
+    dict, and ``scenario`` the validated scenario. ``s3_root`` is where real S3 files were written
+    (``firehose.s3.write_files``), or ``None``; files written to the default temporary folder are
+    copied into ``<dir>/s3/`` by :meth:`save`.
     """
 
-    def __init__(self, scenario, frames: dict[str, pd.DataFrame], summary: dict, wall_time_s: float = float("nan")):
+    def __init__(self, scenario, frames: dict[str, pd.DataFrame], summary: dict, wall_time_s: float = float("nan"),
+                 s3_folder=None, s3_root: str | None = None):
         self.scenario = scenario
+        self.s3_folder = s3_folder  # a kinesim.s3.TempFolder this object keeps alive, or None
+        self.s3_root = s3_root
         for name in TRACES:
             setattr(self, name, frames[name])
         self.summary_dict = summary
@@ -67,16 +73,21 @@ class Results:
             "producers": _producers_frame(sim, period_starts),
             "records": _records_frame(sim, origin, shard_ids),
             "shards": _shards_frame(sim, origin),
-            "events": pd.DataFrame({"timestamp": pd.Series([], dtype=f"datetime64[ns, UTC]"), "kind": pd.Series([], dtype=str),
-                                    "detail": pd.Series([], dtype=str), "error": pd.Series([], dtype=str)}),
+            "events": _events_frame(sim.stream.events, origin),
             "latency": _latency_frame(sim),
         }
-        return cls(sc, frames, _summary(sim), wall_time_s)
+        summary = _summary(sim)
+        frames.update(_lake_frames(sim, origin, summary))
+        frames["records"] = _with_delivered(frames["records"], sim, origin)
+        fh = getattr(sim, "firehose", None)
+        root = fh.store.root if fh is not None and fh.store.writes_files else None
+        return cls(sc, frames, summary, wall_time_s, getattr(sim, "s3_folder", None), root)
 
     # ------------------------------------------------------------ saving
-    def save(self, directory: str | os.PathLike, plots: bool = False) -> Path:
-        """Write ``summary.json``, one Parquet file per trace, ``scenario.yaml`` and (with
-        ``plots``) ``plots/*.png`` to ``directory``. Everything is written to a temporary folder
+    def save(self, directory: str | os.PathLike, plots: bool = False, report: bool = False) -> Path:
+        """Write ``summary.json``, one Parquet file per trace, ``scenario.yaml``, (with
+        ``plots``) ``plots/*.png`` and (with ``report``) a self-contained ``report.html``
+        (:mod:`kinesim.report`) to ``directory``. Everything is written to a temporary folder
         beside it and moved into place only when complete, so a failed run leaves nothing half
         written. An existing ``directory`` is replaced. Returns the directory."""
         target = Path(directory).expanduser().resolve()
@@ -97,10 +108,16 @@ class Results:
             import yaml
 
             (tmp / "scenario.yaml").write_text(yaml.safe_dump(self.scenario.model_dump(mode="json", exclude_none=True), sort_keys=False))
+            if self.s3_folder is not None:
+                _copy_tree(self.s3_folder.path, tmp / "s3")
             if plots:
                 from kinesim.plots import save_plots
 
                 save_plots(self, tmp / "plots")
+            if report:
+                from kinesim.report import write_report
+
+                write_report(self, tmp, plots_dir=tmp / "plots" if plots else None)
             old = None
             if target.exists():
                 old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
@@ -112,6 +129,17 @@ class Results:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return target
+
+
+def _copy_tree(src: Path, dst: Path) -> None:
+    """Copy a folder, hard-linking files where the filesystem allows (no second copy on disk)."""
+    def link_or_copy(a, b):
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dst, copy_function=link_or_copy)
 
 
 def is_replaceable_output(path: Path) -> bool:
@@ -236,6 +264,18 @@ def _shards_frame(sim, origin) -> pd.DataFrame:
     return frame
 
 
+def _events_frame(events, origin) -> pd.DataFrame:
+    """``events``: one row per event (``kinesim.stream.Event`` or a ``(time, kind, detail, error)``
+    tuple), in time order: ``timestamp``, ``kind``, ``detail``, ``error`` (AWS error name or '')."""
+    rows = sorted(((tuple(e) if isinstance(e, tuple) else (e.time, e.kind, e.detail, e.error)) for e in events),
+                  key=lambda r: r[0])  # stable: events at one instant keep the order they happened in
+    t = np.array([r[0] for r in rows], dtype=float)
+    return pd.DataFrame({"timestamp": origin + pd.to_timedelta(t, unit="s"),
+                         "kind": pd.Series([r[1] for r in rows], dtype=object),
+                         "detail": pd.Series([r[2] for r in rows], dtype=object),
+                         "error": pd.Series([r[3] for r in rows], dtype=object)})
+
+
 def _latency_frame(sim) -> pd.DataFrame:
     parts = []
     for app in sim.consumers:
@@ -282,5 +322,47 @@ def _summary(sim) -> dict:
     out["kinesis_records_sent"] = total("kinesis_records_sent")
     out["kinesis_records_accepted"] = int(sim.metrics.values["IncomingRecords"].sum())
     out["shards_final"] = len(sim.stream.open_shards())
+    from kinesim.resharding import summary_figures
+
+    out.update(summary_figures(sim.stream))  # shards_max, reshard_calls, reshard_calls_refused
     out["duration_s"] = sim.scenario.duration
     return out
+
+
+def _lake_frames(sim, origin, summary: dict) -> dict:
+    """``objects``, ``jobs`` and ``cost`` (present, maybe empty, in every run), the events of the
+    Firehose path, and its summary keys (added to ``summary``)."""
+    from kinesim import cost
+    from kinesim.emr import jobs_frame
+    from kinesim.s3 import S3Store
+
+    fh, emr = getattr(sim, "firehose", None), getattr(sim, "emr", None)
+    frames = {
+        "objects": (fh.store if fh is not None else S3Store("none")).frame(origin),
+        "jobs": emr.frame(origin) if emr is not None else jobs_frame(None, origin),
+    }
+    if fh is not None:
+        summary.update(fh.summary())
+        objects = frames["objects"]
+        data = objects[objects["error_output_type"] == ""]
+        summary["s3_objects"] = len(data)
+        summary["s3_objects_processing_failed"] = len(objects) - len(data)
+        summary["s3_object_size_mean_bytes"] = float(data["size_bytes"].mean()) if len(data) else float("nan")
+        summary["s3_bytes_stored"] = int(objects["compressed_bytes"].sum())
+        summary["read_throttled_calls"] += fh.reader.throttled_calls
+        summary["get_records_calls"] += fh.reader.get_records_calls
+        if fh.events:  # e.g. firehose_delivery_failed, merged in time order with the stream's events
+            frames["events"] = _events_frame([*sim.stream.events, *fh.events], origin)
+    if emr is not None:
+        summary.update(emr.summary())
+    frames["cost"] = cost.bill(cost.usage_of(sim))
+    summary.update(cost.cost_summary(frames["cost"]))
+    return frames
+
+
+def _with_delivered(records: pd.DataFrame, sim, origin) -> pd.DataFrame:
+    """Add ``delivered_time`` (when Firehose delivered the record's S3 object) to the records trace."""
+    if getattr(sim, "firehose", None) is None:
+        return records
+    seconds = sim.trace.column("delivered")
+    return records.assign(delivered_time=origin + pd.to_timedelta(seconds, unit="s"))

@@ -8,11 +8,14 @@ The format is documented in ``shared/scenario-format.md``; AWS defaults come fro
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, Optional, Union
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from kinesim import aws
+from kinesim.scenario_expect import Check
+from kinesim.scenario_lake import Emr, Firehose
+from kinesim.scenario_scaling import Autoscaling, OnDemand, ReshardOp
 from kinesim.units import parse_bytes, parse_duration, parse_rate
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
@@ -68,13 +71,31 @@ class Limits(Model):
 
 class Stream(Model):
     name: str = Field(default="sensor-stream", pattern=r"^[a-zA-Z0-9_.-]{1,128}$")
-    mode: Annotated[
-        Literal["provisioned", "on_demand"],
-        AfterValidator(lambda m: _refuse(m == "on_demand", "mode on_demand is not supported yet; use provisioned", m)),
-    ] = "provisioned"
+    mode: Literal["provisioned", "on_demand"] = "provisioned"
+    #: provisioned: open shards at the start; on_demand: 4 unless given (:mod:`kinesim.ondemand`)
     shards: Annotated[int, Field(ge=1, le=aws.MAX_SHARDS_PER_STREAM)] = 1
     retention: Annotated[Seconds, AfterValidator(lambda s: _check_retention(s))] = aws.RETENTION_DEFAULT_S
     limits: Limits = Limits()
+    #: how long a SplitShard, MergeShards or UpdateShardCount keeps the stream UPDATING (kinesim's
+    #: choice: AWS says "a few minutes" for UpdateShardCount and gives no figure for split or merge)
+    updating_duration: PositiveSeconds = 60.0
+    #: on-demand scaling settings (only with mode on_demand; defaults in :class:`OnDemand`)
+    on_demand: Optional[OnDemand] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _on_demand_defaults(cls, data):
+        if isinstance(data, dict) and data.get("mode") == "on_demand":
+            data = {"shards": aws.ON_DEMAND_INITIAL_SHARDS, "on_demand": {}, **data}
+            if data["on_demand"] is None:
+                data["on_demand"] = {}
+        return data
+
+    @model_validator(mode="after")
+    def _on_demand_only(self):
+        if self.on_demand is not None and self.mode != "on_demand":
+            raise ValueError(f"on_demand settings apply only with mode: on_demand, got mode: {self.mode}")
+        return self
 
 
 def _refuse(cond: bool, message: str, value):
@@ -246,6 +267,9 @@ class Consumer(Model):
     max_records: Annotated[int, Field(ge=1, le=aws.GET_RECORDS_MAX_RECORDS)] = aws.KCL_MAX_RECORDS
     processing_time: Annotated[Processing, BeforeValidator(_processing)] = Processing()
     start: Literal["latest", "trim_horizon"] = "latest"
+    #: KCL parentShardPollIntervalMillis: how often a worker waiting for a child shard checks that
+    #: the parents are finished before it reads the child (:mod:`kinesim.consumer`)
+    parent_shard_poll_interval: PositiveSeconds = aws.KCL_PARENT_SHARD_POLL_INTERVAL_S
 
 
 # ---------------------------------------------------------------- trace
@@ -276,9 +300,9 @@ class Scenario(Model):
     stream: Stream = Stream()
     fleets: Annotated[list[Fleet], Field(min_length=1)]
     consumers: list[Consumer] = []
-    resharding: Annotated[object, _not_supported_yet("resharding")] = None
-    autoscaling: Annotated[object, _not_supported_yet("autoscaling")] = None
-    firehose: Annotated[object, _not_supported_yet("firehose")] = None
-    emr: Annotated[object, _not_supported_yet("emr")] = None
-    expect: Annotated[object, _not_supported_yet("expect")] = None
+    resharding: list[ReshardOp] = []
+    autoscaling: Optional[Autoscaling] = None
+    firehose: Optional[Firehose] = None
+    emr: Optional[Emr] = None
+    expect: list[Check] = []  # checks for `kinesim check` (:mod:`kinesim.scenario_expect`)
     trace: Trace = Trace()

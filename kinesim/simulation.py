@@ -9,14 +9,19 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+import pandas as pd
 import simpy
 
 from kinesim.consumer import ConsumerApp
+from kinesim.emr import EmrCluster
+from kinesim.firehose import DeliveryStream, RecordFormatter
 from kinesim.fleet import Fleet
 from kinesim.metrics import PeriodGrid, ShardMetrics
 from kinesim.producer import Producer, ProducerStats
+from kinesim.resharding import attach as attach_resharding
 from kinesim.results import Results
 from kinesim.rng import component_rng
+from kinesim.s3 import S3Store, TempFolder
 from kinesim.scenario import Scenario
 from kinesim.stream import Stream
 from kinesim.tracing import RecordTrace
@@ -49,6 +54,28 @@ class Simulation:
             ConsumerApp(i, spec, self.stream, self.grid, self.trace, component_rng(s.seed, f"consumer.{spec.name}"))
             for i, spec in enumerate(s.consumers)
         ]
+        self.firehose, self.emr, self.s3_folder = self._build_lake()
+
+    def _build_lake(self) -> tuple[DeliveryStream | None, EmrCluster | None, TempFolder | None]:
+        """The optional Firehose → S3 → EMR path. Real files go to ``firehose.s3.root`` or, by
+        default, to a temporary folder that :class:`Results` keeps and ``Results.save`` copies into
+        the output folder (``<out>/s3/``)."""
+        s = self.scenario
+        if s.firehose is None:
+            return None, None, None
+        fh, folder, root = s.firehose, None, None
+        if fh.s3.write_files:
+            if fh.s3.root is None:
+                folder = TempFolder("kinesim-s3-")
+            root = str(folder.path) if folder is not None else fh.s3.root
+        store = S3Store(fh.s3.bucket, root)
+        formatter = RecordFormatter(self.fleets, self.stream, pd.Timestamp(s.start_time)) if root is not None else None
+        firehose = DeliveryStream(fh, self.stream, self.grid, store, self.trace, s.start_time,
+                                  component_rng(s.seed, f"firehose.{fh.name}"),
+                                  component_rng(s.seed, f"firehose.{fh.name}.reader"),
+                                  keep_events=s.emr is not None, formatter=formatter)
+        emr = EmrCluster(s.emr, store, s.duration) if s.emr is not None else None
+        return firehose, emr, folder
 
     def _sample_rate(self) -> float:
         """Probability that a record enters the ``records`` trace (see :class:`kinesim.scenario.Trace`)."""
@@ -74,6 +101,10 @@ class Simulation:
         self.env.process(self.writer.process(self.env))
         for app in self.consumers:
             app.start(self.env)
+        self.control = attach_resharding(self)  # scheduled resharding, autoscaling, on-demand mode
+        for part in (self.firehose, self.emr):
+            if part is not None:
+                part.start(self.env)
         if progress is not None:
             self.env.process(self._progress_process(progress))
         end = self.scenario.duration
@@ -81,6 +112,8 @@ class Simulation:
         for app in self.consumers:
             for worker in app.workers:
                 worker.finish(end, self.scenario.stream.retention)
+        if self.firehose is not None:
+            self.firehose.finish(end, self.scenario.stream.retention)
         return Results.from_simulation(self, wall_time_s=time.perf_counter() - wall)
 
 

@@ -44,6 +44,17 @@ class Shard:
 
 
 @dataclass
+class Event:
+    """One row of the ``events`` trace: ``time`` (s), ``kind`` (e.g. ``SplitShard``,
+    ``ReshardComplete``), ``detail`` (text) and ``error`` (the AWS error name, or ``""``)."""
+
+    time: float
+    kind: str
+    detail: str
+    error: str = ""
+
+
+@dataclass
 class ReadResult:
     """What one GetRecords call returned: rows ``[start, end)`` of the shard's log."""
 
@@ -57,7 +68,9 @@ class ReadResult:
 
 
 class Stream:
-    """A provisioned stream of ``spec.shards`` shards with the even ranges CreateStream gives."""
+    """A stream of ``spec.shards`` shards with the even ranges CreateStream gives. Its shards
+    change only through :meth:`split_shard` / :meth:`merge_shards` + :meth:`resharded`, driven by
+    :mod:`kinesim.resharding` (which also sets ``status`` and fills ``events``)."""
 
     def __init__(self, spec: StreamSpec, metrics: ShardMetrics):
         self.spec = spec
@@ -65,6 +78,9 @@ class Stream:
         self.metrics = metrics
         self.shards: list[Shard] = []
         self.next_seq = 0  # stream-wide counter: unique in the stream, increasing per shard
+        self.status = "ACTIVE"  # StreamStatus: ACTIVE, or UPDATING while a reshard is in progress
+        self.events: list[Event] = []  # the ``events`` trace (kinesim.resharding and others append)
+        self.on_reshard: list = []  # callbacks ``f(new_shards, now)`` run after each reshard
         self.writes = WriteLimiter(0, self.limits.write_records_per_s, self.limits.write_bytes_per_s,
                                    self.limits.write_model, self.limits.burst)
         for start, end in even_ranges(spec.shards):
@@ -87,6 +103,48 @@ class Stream:
 
     def open_shards(self) -> list[Shard]:
         return [s for s in self.shards if s.closed_at is None]
+
+    # ------------------------------------------------------------ resharding (driven by kinesim.resharding)
+    def split_shard(self, shard: Shard, new_starting_hash_key: int, now: float) -> tuple[Shard, Shard]:
+        """Close ``shard`` and open its two children: ``[start, new_starting_hash_key - 1]`` (the
+        lower id) and ``[new_starting_hash_key, end]``, both with ``ParentShardId`` = ``shard``.
+        Call :meth:`resharded` once the operation's shards are all made."""
+        self._close(shard, now)
+        low = self._open_shard(shard.start_hash, new_starting_hash_key - 1, now, shard.shard_id)
+        high = self._open_shard(new_starting_hash_key, shard.end_hash, now, shard.shard_id)
+        return low, high
+
+    def merge_shards(self, shard: Shard, adjacent: Shard, now: float) -> Shard:
+        """Close two adjacent shards and open their child (``ParentShardId`` = ``shard``,
+        ``AdjacentParentShardId`` = ``adjacent``) over the union of their ranges."""
+        lo, hi = sorted((shard, adjacent), key=lambda s: s.start_hash)
+        self._close(shard, now)
+        self._close(adjacent, now)
+        return self._open_shard(lo.start_hash, hi.end_hash, now, shard.shard_id, adjacent.shard_id)
+
+    def _close(self, shard: Shard, now: float) -> None:
+        """CLOSED: no more writes (the router drops it); readable until retention expires. Its
+        EndingSequenceNumber is a fresh number above every record it holds and below every record
+        of its children."""
+        shard.closed_at = now
+        shard.ending_seq = self.next_seq
+        self.next_seq += 1
+        self.release_closed(shard)
+
+    def release_closed(self, shard: Shard) -> None:
+        """Free the rows of a closed shard that every reader has passed (all, without readers)."""
+        if shard.closed_at is not None:
+            shard.log.release(shard.keep_from())
+
+    def resharded(self, new: list[Shard], now: float) -> None:
+        """After a reshard at the whole second ``now``, before any write of that second: grow the
+        metrics, route to the open shards, and tell the readers (``on_reshard``) about ``new``."""
+        missing = len(self.shards) - self.metrics.values["IncomingRecords"].shape[1]
+        if missing > 0:
+            self.metrics.add_shards(missing)
+        self._rebuild_router()
+        for callback in self.on_reshard:
+            callback(new, now)
 
     def route(self, batch: RecordBatch) -> np.ndarray:
         """Index of the open shard for each record (MD5 hash key in the shard's range)."""
@@ -125,6 +183,7 @@ class Stream:
         m = self.metrics
         m.add_records("IncomingRecords", k_time[acc_k], acc_shard, None, single_time)
         m.add_records("IncomingBytes", k_time[acc_k], acc_shard, acc_size, single_time)
+        m.add_put_payload_units(acc_size)
         m.add_records("WriteProvisionedThroughputExceeded", k_time[~acc_k], k_shard[~acc_k], None, single_time)
         # sequence numbers: in arrival-time order, then shard order, then arrival order
         k_seq = np.full(len(k_shard), -1, dtype=np.int64)

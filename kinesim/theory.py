@@ -150,3 +150,128 @@ def shards_for(write_bytes_per_s: float, consumers: int = 1, write_records_per_s
     if write_records_per_s is not None:
         need = max(need, write_records_per_s / aws.SHARD_WRITE_RECORDS_PER_S)
     return max(1, math.ceil(need - 1e-9))
+
+
+# ------------------------------------------------------------------ lessons: bursts, limits, lag
+def bursty_throttle_rate(rate: float, on: float, off: float, limit: int = aws.SHARD_WRITE_RECORDS_PER_S) -> float:
+    """Share of records rejected (no retries) when a fleet of long-run rate ``rate`` records/s
+    emits only during ``on`` seconds of every ``on + off`` cycle (``arrival: {bursty: {on, off}}``)
+    into a one-second-window limit of ``limit`` records.
+
+    During a burst the rate is ``rate × (on + off) / on``; with whole-second ``on`` and ``off`` the
+    bursts cover whole windows, each holding ``Poisson(rate × (on + off) / on)`` records, and the
+    quiet windows hold none. Every record is in a burst window, so the answer is
+    :func:`poisson_throttle_rate` at the burst rate. It shows why an average (CloudWatch's
+    one-minute ``IncomingRecords`` / 60) under the limit does not mean no throttling: the limit
+    applies per second (https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
+    """
+    if on <= 0 or off < 0:
+        raise ValueError("on must be > 0 and off >= 0")
+    return poisson_throttle_rate(rate * (on + off) / on, limit)
+
+
+def token_bucket_burst_throttle_rate(burst_rate: float, on: float, off: float, limit: float, depth: float) -> float:
+    """Share of records rejected when a steady (fluid) burst of ``burst_rate`` lasting ``on``
+    seconds, followed by ``off`` quiet seconds, meets a token bucket refilled at ``limit`` per
+    second holding at most ``depth`` tokens (``stream.limits.write_model: token_bucket``, depth =
+    ``limit × burst``).
+
+    The bucket is full when a burst starts if the quiet time refills it (``off × limit >= depth``,
+    assumed). It drains at ``burst_rate - limit`` and, once empty, rejects ``burst_rate - limit``
+    per second, so a burst loses ``max(0, (burst_rate - limit) × on - depth)`` of its
+    ``burst_rate × on`` records. ``depth = 0`` gives :func:`fluid_throttle_rate`. A fluid model:
+    it ignores the randomness of arrivals (compare :func:`poisson_throttle_rate`).
+    """
+    if burst_rate <= 0 or on <= 0:
+        return 0.0
+    lost = max(0.0, (burst_rate - limit) * on - depth)
+    return lost / (burst_rate * on)
+
+
+def effective_record_limit(record_bytes: float, bytes_per_s: float = aws.SHARD_WRITE_BYTES_PER_S,
+                           records_per_s: int = aws.SHARD_WRITE_RECORDS_PER_S) -> int:
+    """Records of ``record_bytes`` (data + partition key) one shard accepts per second:
+    ``min(records_per_s, floor(bytes_per_s / record_bytes))``. Above about 1 KiB per record the
+    byte limit (1 MiB/s) binds before the record limit (1,000/s)
+    (https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html), so
+    ``poisson_throttle_rate(lam, effective_record_limit(size))`` is the throttle rate of
+    fixed-size records."""
+    if record_bytes <= 0:
+        raise ValueError("record_bytes must be > 0")
+    return int(min(records_per_s, math.floor(bytes_per_s / record_bytes)))
+
+
+def iterator_age_growth(arrival_rate: float, service_rate: float) -> float:
+    """Seconds of iterator age gained per second by a consumer that reads in order at
+    ``service_rate`` records/s while records arrive at ``arrival_rate``: ``max(0, 1 - mu/lambda)``.
+
+    Fluid model from a common start (the consumer at the oldest record at ``t = 0``): by ``t`` it
+    has read ``mu t`` records, which arrived by ``mu t / lambda``, so the record it reads at ``t``
+    is ``t (1 - mu/lambda)`` old (``GetRecords.IteratorAgeMilliseconds`` / 1000).
+    """
+    if arrival_rate <= 0:
+        return 0.0
+    return max(0.0, 1.0 - float(service_rate) / float(arrival_rate))
+
+
+def time_to_iterator_age(age: float, arrival_rate: float, service_rate: float) -> float:
+    """Seconds until the iterator age of :func:`iterator_age_growth` reaches ``age``;
+    ``inf`` when the consumer keeps up. With ``age = retention`` this is when data loss starts;
+    with ``age = retention / 2`` when the usual 50%-of-retention iterator-age alarm fires
+    (:func:`iterator_age_alarm_threshold`)."""
+    growth = iterator_age_growth(arrival_rate, service_rate)
+    return math.inf if growth <= 0 else age / growth
+
+
+def records_expired_by(t: float, retention: float, arrival_rate: float, service_rate: float) -> float:
+    """Records trimmed by retention before the consumer of :func:`iterator_age_growth` read them,
+    by time ``t``: ``max(0, (lambda - mu) × (t - t_loss))`` with ``t_loss`` =
+    :func:`time_to_iterator_age` of ``retention``.
+
+    Once the consumer's position reaches the trim horizon it stays there: records reach the
+    horizon at ``lambda`` per second and the consumer takes ``mu`` of them, so the rest expire
+    (https://docs.aws.amazon.com/streams/latest/dev/kinesis-extended-retention.html: records older
+    than the retention period are no longer accessible).
+    """
+    t_loss = time_to_iterator_age(retention, arrival_rate, service_rate)
+    if not t > t_loss:
+        return 0.0
+    return (float(arrival_rate) - float(service_rate)) * (t - t_loss)
+
+
+def iterator_age_alarm_threshold(retention: float, share: float = 0.5) -> float:
+    """The iterator-age alarm threshold in seconds: ``share`` (50%) of the retention period.
+
+    Alarming on ``GetRecords.IteratorAgeMilliseconds`` (Maximum) at half the retention period is
+    the usual guidance, which leaves as long again before records expire unread
+    (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Best_Practice_Recommended_Alarms_AWS_Services.html
+    lists the iterator-age alarm; the 50% figure as quoted by
+    https://www.bluematador.com/docs/troubleshooting/aws-kinesis-iterator-age; not confirmed word
+    for word on an AWS page here)."""
+    return share * float(retention)
+
+
+def shared_read_throttle_share(consumers: int, poll_interval: float = aws.KCL_IDLE_TIME_BETWEEN_READS_S,
+                               busy: float = 0.0, calls_per_s: int = aws.SHARD_READ_CALLS_PER_S) -> float:
+    """Share of GetRecords calls throttled when ``consumers`` polling applications share one
+    shard's ``calls_per_s`` (5) read calls per second.
+
+    Fluid model of :mod:`kinesim.consumer`: a served call is followed by ``busy`` seconds of
+    processing and ``poll_interval`` of idling, a throttled call by ``poll_interval`` only. If
+    ``consumers / (poll_interval + busy) <= calls_per_s`` nothing is throttled. Otherwise the shard
+    serves ``calls_per_s`` calls per second, ``s = calls_per_s / consumers`` per application, and
+    each application fills the rest of its time with throttled calls:
+    ``f = (1 - s (poll_interval + busy)) / poll_interval``; the share is ``f / (s + f)``. With
+    ``busy = 0`` it is ``1 - calls_per_s / consumers``. The limit:
+    https://docs.aws.amazon.com/kinesis/latest/APIReference/API_GetRecords.html (5 transactions
+    per second per shard, shared by all consumers). One-second windows that hold fewer than
+    ``calls_per_s`` calls waste capacity, so the simulated share is a little higher.
+    """
+    if consumers <= 0:
+        return 0.0
+    cycle = poll_interval + busy
+    if consumers / cycle <= calls_per_s:
+        return 0.0
+    s = calls_per_s / consumers
+    f = (1.0 - s * cycle) / poll_interval
+    return f / (s + f)

@@ -30,6 +30,7 @@ class RecordTrace:
             "event_time": (np.float64, np.nan), "shard": (np.int32, -1), "seq": (np.int64, -1),
             "subseq": (np.int32, -1), "arrival_time": (np.float64, np.nan), "attempts": (np.int32, 0),
             "drop_reason": (np.int8, 0),
+            "delivered": (np.float64, np.nan),  # Firehose: when the record's S3 object was delivered
         }
         for c in range(self.consumers):
             spec[f"processed.{c}"] = (np.float64, np.nan)
@@ -85,6 +86,10 @@ class RecordTrace:
     def processed(self, consumer: int, trace: np.ndarray, times: np.ndarray) -> None:
         sel = trace >= 0
         self.cols[f"processed.{consumer}"][trace[sel]] = times[sel]
+
+    def delivered(self, trace: np.ndarray, time: float) -> None:
+        """Records (trace rows, -1 = not sampled) delivered to S3 at ``time`` by Firehose."""
+        self.cols["delivered"][trace[trace >= 0]] = time
 
     def expired(self, consumer: int, trace: np.ndarray) -> None:
         self.cols[f"expired.{consumer}"][trace[trace >= 0]] = True

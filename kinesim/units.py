@@ -118,3 +118,28 @@ def format_bytes(n: float) -> str:
         if abs(n) >= size:
             return f"{n / size:.2f} {unit}"
     return f"{n:.0f} B"
+
+
+def parse_byte_rate(value: object) -> float:
+    """Return ``value`` in bytes per second.
+
+    Accepts ``"50MiB/s"``, ``"200 MB/s"``, ``"3GiB/min"`` or a plain number of bytes per second.
+    """
+    what = "a byte rate like 50MiB/s"
+    _reject_bool(value, what)
+    if isinstance(value, numbers.Real):
+        rate = float(value)
+    elif isinstance(value, str):
+        q = _quantity(value, what)
+        if q.unitless:
+            rate = float(q.magnitude)
+        else:
+            try:
+                rate = float(q.to("byte/second").magnitude)
+            except pint.DimensionalityError:
+                raise ValueError(f"must be {what}, got {value!r}") from None
+    else:
+        raise ValueError(f"must be {what}, got {value!r}")
+    if not math.isfinite(rate) or rate < 0:
+        raise ValueError(f"must be a non-negative byte rate, got {value!r}")
+    return rate

@@ -165,7 +165,7 @@ BAD_SCENARIOS = {
     "rate-5m": (mutate(lambda d: d["fleets"][0].update(rate="5m")), [], "fleets[0].rate:"),
     "arrival-weird": (mutate(lambda d: d["fleets"][0].update(arrival="weird")), [], "fleets[0].arrival:"),
     "consumer-efo": (mutate(lambda d: d["consumers"][0].update(type="efo")), [], "consumers[0].type:"),
-    "stream-on-demand": (mutate(lambda d: d["stream"].update(mode="on_demand")), [], "stream.mode:"),
+    "stream-mode-unknown": (mutate(lambda d: d["stream"].update(mode="serverless")), [], "stream.mode:"),
     "missing-duration": (mutate(lambda d: d.pop("duration")), [], "duration: required key is missing"),
     "negative-duration": (mutate(lambda d: d.update(duration="-5s")), [], "duration:"),
     "retention-1h": (mutate(lambda d: d["stream"].update(retention="1h")), [], "stream.retention:"),
