@@ -1,5 +1,8 @@
 """The autoscaler: a CloudWatch-style alarm on one-minute periods acting through UpdateShardCount.
 
+The bundled ``scenarios/autoscaler.yaml`` checks its own story (``expect:``, run by
+``tests/test_check_cli.py``): one shard until 33 min, two until 36, four after, four calls.
+
 Most runs lower the per-shard record limit (``stream.limits.write_records_per_s: 100``) so that a
 few hundred records/s are enough to scale: the alarm works on shares of capacity, not on absolute
 rates, so this changes nothing but the run time.
@@ -115,15 +118,6 @@ def test_targets_stay_within_the_policy_and_update_shard_count_bounds(n, cfg, di
     scaler = Autoscaler.__new__(Autoscaler)  # _target needs only the policy
     scaler.spec = Autoscaling(max_shards=10, min_shards=2)
     assert scaler._target(n, ScalingConfig(scale_threshold_pct=50, **cfg), direction) == expected
-
-
-def test_autoscaler_scenario_scales_out_in_two_steps_and_back():
-    r = kinesim.simulate("scenarios/autoscaler.yaml")
-    done = [c[0] for c in calls(r) if c[1] == "ReshardComplete"]
-    assert done[:2] == [33 * 60.0, 36 * 60.0]
-    assert len(done) == 4 and done[2] > 80 * 60 and r["shards_final"] == 1
-    assert throttle_rate(r, 30 * 60, 36 * 60) > 0.3
-    assert throttle_rate(r, 0, 30 * 60) == 0 and throttle_rate(r, 36 * 60 + 120) < 0.001
 
 
 def test_autoscaling_validation():
