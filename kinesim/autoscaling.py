@@ -52,6 +52,15 @@ def window_rate(metrics, name: str, t0: float, t1: float, shards: slice | int = 
     return float(np.sum(block)) / (t1 - t0)
 
 
+def every_minute(env, duration: float, evaluate):
+    """SimPy process: call ``evaluate(now)`` at the end of every one-minute CloudWatch period."""
+    k = 1
+    while k * PERIOD_S <= duration + 1e-9:
+        yield env.timeout(k * PERIOD_S - env.now)
+        evaluate(env.now)
+        k += 1
+
+
 class Autoscaler:
     """The policy ``spec`` (:class:`kinesim.scenario_scaling.Autoscaling`) acting through ``plane``
     (:class:`kinesim.resharding.ControlPlane`)."""
@@ -67,11 +76,7 @@ class Autoscaler:
         self._last_note = ""
 
     def process(self, env):
-        k = 1
-        while k * PERIOD_S <= self.duration + 1e-9:
-            yield env.timeout(k * PERIOD_S - env.now)
-            self.evaluate(env.now)
-            k += 1
+        return every_minute(env, self.duration, self.evaluate)
 
     def utilisation(self, t0: float, n: int) -> float:
         """The metric over the minute ``[t0, t0 + 60)`` as a percentage of ``n`` shards' capacity."""

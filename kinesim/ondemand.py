@@ -24,7 +24,7 @@ The splits are AWS-managed: no API call, no UPDATING status, no 24-hour limit; e
 """
 from __future__ import annotations
 
-from kinesim.autoscaling import PERIOD_S, window_rate
+from kinesim.autoscaling import PERIOD_S, every_minute, window_rate
 from kinesim.resharding import completion_time
 
 
@@ -39,11 +39,7 @@ class OnDemandScaler:
         self.pending: set[int] = set()  # indices of shards with a split on its way
 
     def process(self, env):
-        k = 1
-        while k * PERIOD_S <= self.duration + 1e-9:
-            yield env.timeout(k * PERIOD_S - env.now)
-            self.evaluate(env.now)
-            k += 1
+        return every_minute(env, self.duration, self.evaluate)
 
     def evaluate(self, now: float) -> None:
         t0 = now - PERIOD_S

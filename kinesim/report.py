@@ -83,7 +83,7 @@ def render(results: "Results", images: list[tuple[str, bytes]]) -> str:
     parts += ["<h2>Summary</h2>", *_summary_tables(results)]
     parts += ["<h2>Cost</h2>", _cost_section(results)]
     parts += ["<h2>Expect checks</h2>", _expect_section(results)]
-    parts.append(f"<h2>Plots</h2>")
+    parts.append("<h2>Plots</h2>")
     for name, data in images:
         caption = CAPTIONS.get(name, name)
         b64 = base64.b64encode(data).decode("ascii")
@@ -99,7 +99,7 @@ def render(results: "Results", images: list[tuple[str, bytes]]) -> str:
 
 
 def _meta(results: "Results") -> str:
-    from kinesim.cli import fmt_seconds
+    from kinesim.summary_format import fmt_seconds
 
     sc = results.scenario
     text = f"{fmt_seconds(sc.duration)} simulated from {sc.start_time:%Y-%m-%d %H:%M:%S} UTC, seed {sc.seed}"
@@ -122,7 +122,7 @@ def _table(header: list[str], rows: list[list[str]], numeric: Optional[set[int]]
 
 
 def _summary_tables(results: "Results") -> list[str]:
-    from kinesim.cli import CONSUMER_COLUMNS, HEADLINE, _fmt_auto, split_summary
+    from kinesim.summary_format import CONSUMER_COLUMNS, HEADLINE, fmt_auto as _fmt_auto, split_summary
 
     top, consumers = split_summary(results.summary_dict)
     rows, used = [], set()

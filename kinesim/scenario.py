@@ -10,34 +10,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Discriminator, Field, Tag, model_validator
 
 from kinesim import aws
 from kinesim.scenario_expect import Check
 from kinesim.scenario_lake import Emr, Firehose
 from kinesim.scenario_scaling import Autoscaling, OnDemand, ReshardOp
-from kinesim.units import parse_bytes, parse_duration, parse_rate
+from kinesim.schema_types import (Bytes, Model, PerSecond, PositiveBytes, PositiveSeconds, Seconds,
+                                  positive as _positive, refuse as _refuse)
+from kinesim.units import parse_bytes
 
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
-Bytes = Annotated[int, BeforeValidator(parse_bytes)]
-PerSecond = Annotated[float, BeforeValidator(parse_rate)]
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)]
-
-
-def _positive(v: float) -> float:
-    if v <= 0:
-        raise ValueError(f"must be greater than 0, got {v:g}")
-    return v
-
-
-PositiveSeconds = Annotated[Seconds, AfterValidator(_positive)]
-PositiveBytes = Annotated[Bytes, AfterValidator(_positive)]
-
-
-class Model(BaseModel):
-    """Base for every schema node: unknown keys are errors, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _not_supported_yet(what: str):
@@ -96,12 +79,6 @@ class Stream(Model):
         if self.on_demand is not None and self.mode != "on_demand":
             raise ValueError(f"on_demand settings apply only with mode: on_demand, got mode: {self.mode}")
         return self
-
-
-def _refuse(cond: bool, message: str, value):
-    if cond:
-        raise ValueError(message)
-    return value
 
 
 def _check_retention(s: float) -> float:

@@ -31,18 +31,9 @@ import math
 import re
 from typing import Annotated, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
-from kinesim.units import parse_duration
-
-
-class _Model(BaseModel):
-    """Unknown keys are errors, values are immutable (as :class:`kinesim.scenario.Model`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
+from kinesim.schema_types import Model as _Model, Seconds
 
 SUMMARY_COMPARATORS = ("between", "above", "below", "equals", "approx")
 TRACE_COMPARATORS = ("mean_above", "mean_below", "max_above", "max_below", "min_above", "min_below")

@@ -10,34 +10,12 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal, Optional
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from kinesim import aws
-from kinesim.units import format_bytes, parse_byte_rate, parse_bytes, parse_duration
+from kinesim.units import format_bytes, parse_byte_rate
 
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
-Bytes = Annotated[int, BeforeValidator(parse_bytes)]
-
-
-class Model(BaseModel):
-    """Unknown keys are errors, values are immutable (as :class:`kinesim.scenario.Model`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _positive(v: float) -> float:
-    if v <= 0:
-        raise ValueError(f"must be greater than 0, got {v:g}")
-    return v
-
-
-def _refuse(cond: bool, message: str, value):
-    if cond:
-        raise ValueError(message)
-    return value
-
-
-PositiveSeconds = Annotated[Seconds, AfterValidator(_positive)]
+from kinesim.schema_types import Bytes, Model, PositiveSeconds, Seconds, positive as _positive, refuse as _refuse
 
 
 def _bytes_between(lo: int, hi: int):

@@ -9,22 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Optional
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from kinesim import aws
-from kinesim.units import parse_bytes, parse_duration
-
-
-class _Model(BaseModel):
-    """Unknown keys are errors, values are immutable (as :class:`kinesim.scenario.Model`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _positive(v: float) -> float:
-    if v <= 0:
-        raise ValueError(f"must be greater than 0, got {v:g}")
-    return v
+from kinesim.schema_types import Model as _Model, PositiveBytes as Bytes, PositiveSeconds, Seconds
 
 
 def _hash_key(v):
@@ -40,9 +28,6 @@ def _hash_key(v):
     return key
 
 
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
-PositiveSeconds = Annotated[Seconds, AfterValidator(_positive)]
-Bytes = Annotated[int, BeforeValidator(parse_bytes), AfterValidator(_positive)]
 ShardId = Annotated[str, Field(pattern=r"^shardId-\d{12}$")]
 HashKey = Annotated[object, BeforeValidator(_hash_key)]
 

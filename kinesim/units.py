@@ -88,28 +88,33 @@ def parse_bytes(value: object) -> int:
     return int(math.ceil(size))
 
 
+def _per_second(value: object, unit: str, what: str, noun: str) -> float:
+    """Parse ``value`` as a quantity per time and return it in ``unit`` (e.g. ``"byte/second"``)."""
+    _reject_bool(value, what)
+    if isinstance(value, numbers.Real):
+        rate = float(value)
+    elif isinstance(value, str):
+        q = _quantity(value, what)
+        if q.unitless:
+            rate = float(q.magnitude)
+        else:
+            try:
+                rate = float(q.to(unit).magnitude)
+            except pint.DimensionalityError:
+                raise ValueError(f"must be {what}, got {value!r}") from None
+    else:
+        raise ValueError(f"must be {what}, got {value!r}")
+    if not math.isfinite(rate) or rate < 0:
+        raise ValueError(f"must be a non-negative {noun}, got {value!r}")
+    return rate
+
+
 def parse_rate(value: object) -> float:
     """Return ``value`` in events per second.
 
     Accepts ``"1/s"``, ``"10/min"``, ``"0.5/s"``, ``"3600/h"``, or a plain number (per second).
     """
-    _reject_bool(value, "a rate like 1/s or 10/min")
-    if isinstance(value, numbers.Real):
-        rate = float(value)
-    elif isinstance(value, str):
-        q = _quantity(value, "a rate like 1/s or 10/min")
-        if q.unitless:
-            rate = float(q.magnitude)
-        else:
-            try:
-                rate = float(q.to("1/second").magnitude)
-            except pint.DimensionalityError:
-                raise ValueError(f"must be a rate like 1/s or 10/min, got {value!r}") from None
-    else:
-        raise ValueError(f"must be a rate like 1/s or 10/min, got {value!r}")
-    if not math.isfinite(rate) or rate < 0:
-        raise ValueError(f"must be a non-negative rate, got {value!r}")
-    return rate
+    return _per_second(value, "1/second", "a rate like 1/s or 10/min", "rate")
 
 
 def format_bytes(n: float) -> str:
@@ -125,21 +130,5 @@ def parse_byte_rate(value: object) -> float:
 
     Accepts ``"50MiB/s"``, ``"200 MB/s"``, ``"3GiB/min"`` or a plain number of bytes per second.
     """
-    what = "a byte rate like 50MiB/s"
-    _reject_bool(value, what)
-    if isinstance(value, numbers.Real):
-        rate = float(value)
-    elif isinstance(value, str):
-        q = _quantity(value, what)
-        if q.unitless:
-            rate = float(q.magnitude)
-        else:
-            try:
-                rate = float(q.to("byte/second").magnitude)
-            except pint.DimensionalityError:
-                raise ValueError(f"must be {what}, got {value!r}") from None
-    else:
-        raise ValueError(f"must be {what}, got {value!r}")
-    if not math.isfinite(rate) or rate < 0:
-        raise ValueError(f"must be a non-negative byte rate, got {value!r}")
-    return rate
+    return _per_second(value, "byte/second", "a byte rate like 50MiB/s", "byte rate")
+

@@ -235,7 +235,7 @@ def test_python_m_kinesim_cli_bad_input_subprocess(tmp_path):
 
 
 def test_python_m_kinesim_validate_subprocess(tmp_path):
-    scenario = write_scenario(tmp_path)
+    write_scenario(tmp_path)
     proc = _python_m("kinesim", "validate", "tiny.yaml", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["ok tiny.yaml"]
