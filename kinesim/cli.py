@@ -15,6 +15,7 @@ from typing import Annotated, NoReturn, Optional
 
 import typer
 
+from kinesim.results import output_problem
 from kinesim.summary_format import fmt_seconds, summary_tables  # noqa: F401  (re-exported)
 
 EXIT_OK = 0
@@ -30,6 +31,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from kinesim import __version__
+
+        print(f"kinesim {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+                                                    help="Print the version and exit.")] = None,
+) -> None:
+    """Simulate sensor fleets feeding AWS Kinesis Data Streams."""
 
 
 class CliError(Exception):
@@ -102,12 +119,9 @@ def _check_out(out: Path, scenario_path: Path) -> Path:
                        "choose a new one such as results/<name>")
     if target in scenario_path.resolve().parents:
         raise CliError(f"--out {out}: holds the scenario file {scenario_path}; results replace the whole folder")
-    if target.exists():
-        if not target.is_dir():
-            raise CliError(f"--out {out}: exists and is not a folder")
-        if any(target.iterdir()) and not (target / "summary.json").is_file():
-            raise CliError(f"--out {out}: exists and is not a kinesim results folder (no summary.json); "
-                           "results replace the whole folder, so choose another one or remove it")
+    problem = output_problem(target)
+    if problem:
+        raise CliError(f"--out {out}: {problem}")
     return target
 
 

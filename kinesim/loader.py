@@ -22,8 +22,8 @@ class _Loader(yaml.SafeLoader):
     """YAML 1.2 booleans: only true/false are booleans, so ``{on: 5s, off: 55s}`` keeps its keys."""
 
 
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+_Loader.yaml_implicit_resolvers = {  # no implicit booleans but true/false; timestamps stay strings
+    first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -132,12 +132,26 @@ def _to_scenario_error(exc: pydantic.ValidationError, data: Any) -> ScenarioErro
     elif first["type"] == "string_pattern_mismatch":
         pattern = first["ctx"]["pattern"]
         hint = " (lowercase letters, digits, '-')" if pattern.startswith("^[a-z0-9]") else ""
-        message = f"must match {pattern}{hint}, got {first['input']!r}"
+        message = f"must match {pattern}{hint}, got {_short(first['input'])}"
     elif "got" not in message and "not supported yet" not in message:
-        message = f"{message[0].lower()}{message[1:]}, got {first.get('input')!r}"
+        message = f"{message[0].lower()}{message[1:]}, got {_short(first.get('input'))}"
+    if len(message) > MAX_MESSAGE:
+        message = message[: MAX_MESSAGE - 1] + "…"
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
     return ScenarioError(format_path(loc), message)
+
+
+#: Longest error message shown (a huge bad value is cut, not printed whole).
+MAX_MESSAGE = 300
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters (without building a huge repr first)."""
+    if isinstance(value, (dict, list)) and len(value) > 20:
+        return f"a {type(value).__name__} of {len(value)} items"
+    text = repr(value) if not isinstance(value, str) or len(value) <= limit else repr(value[:limit])
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 _UNION_TAGS = {
@@ -200,6 +214,25 @@ def _model_in(annotation: Any):
     return None
 
 
+#: Most user records per simulated second that a scenario may offer in total (all fleets at their
+#: peak): a second of records is generated at once, so this bounds the memory of a run (~1 GB).
+MAX_RECORDS_PER_S = 2_000_000
+
+
+def _check_load(s: Scenario) -> None:
+    """Refuse fleets whose peak offered load would not fit in memory (one second at a time)."""
+    total = 0.0
+    for i, fleet in enumerate(s.fleets):
+        peak = fleet.sensors * fleet.rate * max([1.0, *(step.factor for step in fleet.profile)])
+        if not isinstance(fleet.arrival, str):
+            on, off = fleet.arrival.bursty.on, fleet.arrival.bursty.off
+            peak *= (on + off) / on
+        total += peak
+        if total > MAX_RECORDS_PER_S:
+            raise ScenarioError(f"fleets[{i}].rate", f"the fleets offer up to {total:,.0f} records/s at their peak "
+                                f"(sensors x rate x profile factor); kinesim simulates at most {MAX_RECORDS_PER_S:,}/s")
+
+
 def check_cross_fields(s: Scenario) -> None:
     """Checks across fields: unique names, profiles in time order, sizes within the limits."""
     seen: set[str] = set()
@@ -222,6 +255,7 @@ def check_cross_fields(s: Scenario) -> None:
         if consumer.name in names:
             raise ScenarioError(f"consumers[{i}].name", f"must be unique, {consumer.name!r} is used twice")
         names.add(consumer.name)
+    _check_load(s)
     periods = s.duration / s.trace.period
     if periods > 5_000_000:
         raise ScenarioError("trace.period", f"gives {periods:.0f} periods over the duration; at most 5,000,000 are allowed")

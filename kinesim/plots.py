@@ -253,8 +253,12 @@ def plot_shards(results: "Results") -> Figure:
     else:
         shown, rest = shard_order, []
     lines: list[tuple[str, dict, object, float]] = []  # label, series, color, width
+    open_mask = _open_bins(results, tl)
     for s, color in zip(shown, _palette(len(shown))):
-        lines.append((_short_shard(s), series[s], color, 1.3))
+        data = series[s]
+        if s in open_mask:  # no line while the shard does not exist or after it closed
+            data = {c: np.where(open_mask[s], data[c], np.nan) for c in cols}
+        lines.append((_short_shard(s), data, color, 1.3))
     if rest:
         mean = {c: np.mean([series[s][c] for s in rest], axis=0) for c in cols}
         lines.append((f"mean of {len(rest)} other shards", mean, OTHER_COLOR, 2.0))
@@ -270,8 +274,9 @@ def plot_shards(results: "Results") -> Figure:
         tl.line(ax_bytes, data[cols[1]] / bscale, color=color, lw=width)
         tl.line(ax_thr, data[cols[2]], color=color, lw=width)
         hit = data[cols[2]] > 0
-        if hit.any():
-            ax_rec.plot(x[hit], data[cols[0]][hit], linestyle="none", marker="v", ms=4, color=THROTTLE_COLOR, zorder=5)
+        if hit.any():  # just above the shard's line, so the line stays visible
+            ax_rec.plot(x[hit], data[cols[0]][hit] + 0.05 * limits.write_records_per_s, linestyle="none",
+                        marker="v", ms=4, color=THROTTLE_COLOR, zorder=5)
 
     ax_rec.axhline(limits.write_records_per_s, color="k", ls="--", lw=1.2)
     ax_bytes.axhline(limits.write_bytes_per_s / bscale, color="k", ls="--", lw=1.2)
@@ -302,6 +307,21 @@ def plot_shards(results: "Results") -> Figure:
     fig.suptitle(f"{sc.name}: shard writes, {sc.stream.shards} initial shards, "
                  f"throttle rate {rate:.2%}{tl.note()}", fontsize=12)
     return fig
+
+
+def _open_bins(results: "Results", tl: _Timeline) -> dict[str, np.ndarray]:
+    """Per shard id, which display bins overlap the time the shard was open (for resharding)."""
+    shards = results.shards
+    if tl.origin is None or not len(shards) or shards["closed_at"].isna().all() and (
+            shards["opened_at"] <= tl.origin).all():
+        return {}
+    edges = tl.edges() * tl.scale  # seconds from the start
+    out = {}
+    for row in shards.itertuples():
+        opened = (row.opened_at - tl.origin).total_seconds()
+        closed = np.inf if pd.isna(row.closed_at) else (row.closed_at - tl.origin).total_seconds()
+        out[row.ShardId] = (edges[1:] > opened) & (edges[:-1] < closed)
+    return out
 
 
 def _fmt_bytes(n: float) -> str:

@@ -91,23 +91,22 @@ class Results:
         beside it and moved into place only when complete, so a failed run leaves nothing half
         written. An existing ``directory`` is replaced. Returns the directory."""
         target = Path(directory).expanduser().resolve()
-        if target.exists() and not is_replaceable_output(target):
-            raise FileExistsError(
-                f"{target} exists and is not a kinesim results folder (no summary.json): "
-                "choose a new or empty folder"
-            )
+        problem = output_problem(target)
+        if problem:
+            raise FileExistsError(f"{target}: {problem}")
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
             umask = os.umask(0)
             os.umask(umask)
             tmp.chmod(0o777 & ~umask)
+            (tmp / RESULTS_MARKER).write_text("written by kinesim; this whole folder is replaced by the next run\n")
             (tmp / "summary.json").write_text(json.dumps(_jsonable(self.summary_dict), indent=2) + "\n")
             for name in TRACES:
                 getattr(self, name).to_parquet(tmp / f"{name}.parquet", index=False)
             import yaml
 
-            (tmp / "scenario.yaml").write_text(yaml.safe_dump(self.scenario.model_dump(mode="json", exclude_none=True), sort_keys=False))
+            (tmp / "scenario.yaml").write_text(yaml.safe_dump(self.scenario.model_dump(mode="json", exclude_none=True, warnings=False), sort_keys=False))
             if self.s3_folder is not None:
                 _copy_tree(self.s3_folder.path, tmp / "s3")
             if plots:
@@ -142,11 +141,38 @@ def _copy_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, copy_function=link_or_copy)
 
 
-def is_replaceable_output(path: Path) -> bool:
-    """Whether ``save`` may replace ``path``: an empty folder or an earlier kinesim result."""
+#: A file in every results folder: only folders holding it (and nothing kinesim does not write)
+#: are replaced by a new run.
+RESULTS_MARKER = ".kinesim-results"
+#: What a results folder may hold: the files and folders :meth:`Results.save` writes.
+RESULTS_ENTRIES = {RESULTS_MARKER, "summary.json", "scenario.yaml", "report.html", "plots", "s3",
+                   *(f"{name}.parquet" for name in TRACES)}
+
+
+def output_problem(path: Path) -> str | None:
+    """Why ``save`` must not replace ``path`` (None when it may): a file, or a folder that is not
+    empty and holds anything other than an earlier kinesim result."""
+    if not path.exists():
+        return None
     if not path.is_dir():
-        return False
-    return not any(path.iterdir()) or (path / "summary.json").is_file()
+        return "exists and is not a folder"
+    entries = {p.name for p in path.iterdir()}
+    if not entries:
+        return None
+    if RESULTS_MARKER not in entries:
+        return ("exists and is not a kinesim results folder; results replace the whole folder, "
+                "so choose a new or empty one")
+    foreign = sorted(entries - RESULTS_ENTRIES)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        return (f"holds files kinesim did not write ({shown}); results replace the whole folder, "
+                "so move them or choose another folder")
+    return None
+
+
+def is_replaceable_output(path: Path) -> bool:
+    """Whether ``save`` may replace ``path``: absent, empty, or an earlier kinesim result alone."""
+    return output_problem(path) is None
 
 
 def _jsonable(d: dict) -> dict:

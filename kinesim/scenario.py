@@ -194,7 +194,7 @@ class Producer(Model):
 
 class Fleet(Model):
     name: Name
-    sensors: Annotated[int, Field(ge=1, le=10_000_000)]
+    sensors: Annotated[int, Field(ge=1, le=1_000_000)]
     rate: Annotated[PerSecond, AfterValidator(_positive)]
     arrival: Annotated[
         Union[Annotated[Literal["periodic", "poisson"], Tag("name")], Annotated[Bursty, Tag("bursty")]],

@@ -272,3 +272,42 @@ def test_long_runs_are_resampled_and_many_shards_aggregated(tmp_path):
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "mean of 5 other shards" in labels
     assert len(save_plots(results, tmp_path)) == 4
+
+
+# ------------------------------------------------------------------ found by a new user
+def test_rerun_keeps_a_results_folder_that_holds_the_users_own_files(tmp_path, capsys):
+    scenario = write_scenario(tmp_path)
+    out = tmp_path / "out"
+    assert invoke(["run", scenario, "--out", out, "--no-plots", "-q"], capsys)[0] == 0
+    (out / "my-notes.md").write_text("mine")
+    code, _, err = invoke(["run", scenario, "--out", out, "--no-plots", "-q"], capsys)
+    assert_one_error_line(code, err, "my-notes.md")
+    assert (out / "my-notes.md").read_text() == "mine"
+    fake = tmp_path / "proj"
+    fake.mkdir()
+    (fake / "summary.json").write_text("{}")
+    (fake / "thesis.tex").write_text("mine")
+    code, _, err = invoke(["run", scenario, "--out", fake, "--no-plots", "-q"], capsys)
+    assert_one_error_line(code, err, "not a kinesim results folder")
+    assert (fake / "thesis.tex").read_text() == "mine"
+    with pytest.raises(FileExistsError):
+        kinesim.simulate(scenario).save(out)
+
+
+@pytest.mark.parametrize("override, path", [
+    ("start_time=2026-13-01T00:00:00Z", "start_time"),
+    ("start_time=2026-02-30", "start_time"),
+    ("fleets[0].rate=1e9/s", "fleets[0].rate"),
+    ("fleets[0].sensors=10000000", "fleets[0].sensors"),
+])
+def test_impossible_dates_and_unbounded_loads_are_bad_input(tmp_path, capsys, override, path):
+    scenario = write_scenario(tmp_path)
+    code, _, err = invoke(["validate", scenario, "--set", override], capsys)
+    assert_one_error_line(code, err, path)
+
+
+def test_huge_bad_values_give_a_short_message(tmp_path, capsys):
+    scenario = write_scenario(tmp_path)
+    code, _, err = invoke(["validate", scenario, "--set", "name=" + "x" * 100_000], capsys)
+    assert_one_error_line(code, err, "name")
+    assert len(err) < 500

@@ -168,6 +168,8 @@ class FleetModel:
         n = spec.sensors
         self.sensor_keys = [f"{spec.name}-{i}" for i in range(n)]
         pk = spec.partition_key
+        self.pk_kind = pk if isinstance(pk, str) else "hot"
+        self.hot_share = 0.0 if isinstance(pk, str) else pk.hot.share
         self.hot_keys = [] if isinstance(pk, str) else [f"{spec.name}-hot-{j}" for j in range(pk.hot.keys)]
         self.pool = [f"{rng.getrandbits(128):032x}" for _ in range(RANDOM_KEY_POOL)] if pk == "random" else []
         self.periodic = spec.arrival == "periodic"
@@ -197,12 +199,12 @@ class FleetModel:
         return self.intensity.time_of(lam), sensor
 
     def _key(self, sensor: int) -> str:
-        pk = self.spec.partition_key
-        if pk == "sensor":
+        kind = self.pk_kind
+        if kind == "sensor":
             return self.sensor_keys[sensor]
-        if pk == "random":
+        if kind == "random":
             return self.pool[self.rng.randrange(RANDOM_KEY_POOL)]
-        if self.rng.random() < pk.hot.share:
+        if self.rng.random() < self.hot_share:
             return self.hot_keys[self.rng.randrange(len(self.hot_keys))]
         return self.sensor_keys[sensor]
 
@@ -303,7 +305,11 @@ class ProducerModel:
         self.fleet = fleet
         self.model = model
         self.rng = rng
-        self.pending: list[UserRecord] = []  # throttled records, in the order they were queued
+        #: throttled records waiting for a retry, by the index of the flush they are due at; each
+        #: list is in the order the records were queued (so a flush takes its due retries in queue
+        #: order, as one list of every waiting record scanned in order would give them)
+        self.pending: dict[int, list[UserRecord]] = {}
+        self.dt = spec.max_buffered_time
         self.counts = dict.fromkeys(("records_produced", "put_attempts", "records_throttled", "records_accepted",
                                      "records_dropped", "max_attempts", "record_ttl", "record_too_large",
                                      "kinesis_records_sent", "kinesis_records_accepted"), 0)
@@ -324,21 +330,32 @@ class ProducerModel:
             d *= self.rng.random()
         return d
 
-    def flush(self, now: float) -> None:
+    def due_flush(self, k: int, ready: float) -> int:
+        """Index of the first flush after flush ``k`` at which a retry ready at ``ready`` is due
+        (``ready_time <= t``, with the engine's nanosecond slack)."""
+        j = max(k + 1, math.ceil((ready - EPS) / self.dt))
+        while j - 1 > k and tick(j - 1, self.dt) >= ready - EPS:  # float rounding of the estimate
+            j -= 1
+        while tick(j, self.dt) < ready - EPS:
+            j += 1
+        return j
+
+    @property
+    def buffered(self) -> int:
+        return sum(len(v) for v in self.pending.values())
+
+    def flush(self, now: float, k: int) -> None:
+        """Flush ``k`` (at ``now``): the due retries, then the records measured since flush ``k - 1``."""
         c, limits = self.counts, self.model.limits
         new = self.fleet.take_until(now)
         c["records_produced"] += len(new)
         batch: list[UserRecord] = []
-        waiting: list[UserRecord] = []
-        for r in self.pending:
-            if r.ready_time <= now + EPS:
-                if now - r.event_time > self.spec.record_ttl + EPS:
-                    self._drop("record_ttl")
-                else:
-                    batch.append(r)
+        for r in self.pending.pop(k, []):
+            assert r.ready_time <= now + EPS
+            if now - r.event_time > self.spec.record_ttl + EPS:
+                self._drop("record_ttl")
             else:
-                waiting.append(r)
-        self.pending = waiting
+                batch.append(r)
         for r in new:
             if r.size > limits.max_record_size:
                 self._drop("record_too_large")
@@ -370,25 +387,32 @@ class ProducerModel:
             krecords = [(r.shard, r.size, [r]) for r in batch]
         c["kinesis_records_sent"] += len(krecords)
         stream = self.model
-        for cap in stream.write:
+        write, logs = stream.write, stream.logs
+        for cap in write:
             cap.refresh(now)
+        max_attempts = self.spec.retries.max_attempts
         blocked = set()
+        attempts = accepted = accepted_k = throttled = 0
         for shard, nbytes, users in krecords:
-            c["put_attempts"] += len(users)
-            if shard not in blocked and stream.write[shard].try_take(nbytes):
-                c["records_accepted"] += len(users)
-                c["kinesis_records_accepted"] += 1
-                stream.logs[shard].append(KinesisRecord(now, nbytes, [u.event_time for u in users]))
+            attempts += len(users)
+            if shard not in blocked and write[shard].try_take(nbytes):
+                accepted += len(users)
+                accepted_k += 1
+                logs[shard].append(KinesisRecord(now, nbytes, [u.event_time for u in users]))
                 continue
             blocked.add(shard)
-            c["records_throttled"] += len(users)
+            throttled += len(users)
             for r in users:
                 r.attempts += 1
-                if r.attempts >= self.spec.retries.max_attempts:
+                if r.attempts >= max_attempts:
                     self._drop("max_attempts")
                 else:
                     r.ready_time = now + self.delay(r.attempts)
-                    self.pending.append(r)
+                    self.pending.setdefault(self.due_flush(k, r.ready_time), []).append(r)
+        c["put_attempts"] += attempts
+        c["records_accepted"] += accepted
+        c["kinesis_records_accepted"] += accepted_k
+        c["records_throttled"] += throttled
 
 
 # ====================================================================== consumers
@@ -530,7 +554,7 @@ class ReferenceModel:
                 p, k, i = what
                 if not t < end - EPS:
                     continue
-                p.flush(t)
+                p.flush(t, k)
                 nxt = tick(k + 1, p.spec.max_buffered_time)
                 if nxt < end - EPS:
                     self._schedule(nxt, _FLUSH, (p, k + 1, i), i)
@@ -559,7 +583,7 @@ class ReferenceModel:
         }
         for reason in ("max_attempts", "record_ttl", "record_too_large"):
             out[f"records_dropped_{reason}"] = total(reason)
-        out["records_buffered"] = sum(len(p.pending) for p in self.producers)
+        out["records_buffered"] = sum(p.buffered for p in self.producers)
         out["records_expired"] = sum(app.records_expired for app in self.consumers)
         for app in self.consumers:
             pre = f"consumers.{app.spec.name}."
