@@ -1,21 +1,28 @@
-"""Benchmark of the core engine: the standard fleet.
+"""Benchmark of the engine: the standard fleet, a scaling table, and the per-record reference.
 
-10,000 sensors at 1 Hz (Poisson), 512-byte records, 8 shards, two polling consumers. Prints simulated
-records/s, wall time and peak memory (RSS) for one or more durations. Run:
+The standard fleet: 10,000 sensors at 1 Hz (Poisson), 512-byte records, 8 shards, two polling
+consumers (it offers 1,250 records/s per shard, so it throttles and retries). Prints simulated
+records/s, wall time and peak memory (RSS) per run, and the same figures for the per-record
+reference model (``tests/reference``) on a smaller fleet, with the speed ratio. Run:
 
-    python bench/bench_core.py            # 10 min simulated
-    python bench/bench_core.py --minutes 60
+    python bench/bench_core.py                    # standard fleet, 10 min simulated
+    python bench/bench_core.py --minutes 60       # one simulated hour
+    python bench/bench_core.py --scaling          # 1k/10k/100k sensors, 10 min and 1 h
+    python bench/bench_core.py --reference        # add the reference model and the speed ratio
 
-Speed is measured here, never in timed tests.
+Speed is measured here, never in timed tests. Each run is in a fresh process, so peak RSS is
+that run's own.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import platform
-import resource
-import time
+import subprocess
+import sys
+from pathlib import Path
 
-import kinesim
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def standard_fleet(minutes: float, sensors: int = 10_000, shards: int = 8) -> dict:
@@ -33,24 +40,63 @@ def standard_fleet(minutes: float, sensors: int = 10_000, shards: int = 8) -> di
     }
 
 
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+CHILD = """
+import json, resource, sys, time
+sys.path.insert(0, {root!r}); sys.path.insert(0, {bench!r})
+import kinesim
+from bench_core import standard_fleet
+scenario = kinesim.load_scenario(standard_fleet({minutes}, {sensors}, {shards}))
+t0 = time.perf_counter()
+if {reference}:
+    from tests.reference import run_reference
+    produced = run_reference(scenario)["records_produced"]
+else:
+    produced = kinesim.simulate(scenario)["records_produced"]
+wall = time.perf_counter() - t0
+print(json.dumps({{"records": produced, "wall": wall,
+                  "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def measure(minutes: float, sensors: int, shards: int = 8, reference: bool = False) -> dict:
+    code = CHILD.format(root=str(ROOT), bench=str(ROOT / "bench"), minutes=minutes, sensors=sensors,
+                        shards=shards, reference=reference)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def row(label: str, sensors: int, minutes: float, m: dict) -> str:
+    rate = m["records"] / m["wall"]
+    return (f"| {label} | {sensors:,} | {minutes:g} min | {m['records']:,} | {m['wall']:.2f} | "
+            f"{rate:,.0f} | {m['rss']:.0f} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, nargs="+", default=[10.0])
     parser.add_argument("--sensors", type=int, default=10_000)
+    parser.add_argument("--scaling", action="store_true", help="1k/10k/100k sensors for 10 min, 10k for 1 h")
+    parser.add_argument("--reference", action="store_true", help="also time the per-record reference model")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, python {platform.python_version()}")
-    print(f"{'sensors':>8} {'simulated':>10} {'records':>12} {'wall s':>8} {'records/s':>12} {'peak RSS MiB':>13}")
-    for minutes in args.minutes:
-        scenario = kinesim.load_scenario(standard_fleet(minutes, args.sensors))
-        t0 = time.perf_counter()
-        results = kinesim.simulate(scenario)
-        wall = time.perf_counter() - t0
-        produced = results["records_produced"]
-        print(f"{args.sensors:>8} {minutes:>8.0f}min {produced:>12,} {wall:>8.2f} {produced / wall:>12,.0f} {peak_rss_mib():>13.0f}")
+    print("| run | sensors | simulated | records | wall s | records/s | peak RSS MiB |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    runs = [(args.sensors, m) for m in args.minutes]
+    if args.scaling:
+        runs = [(1_000, 10), (10_000, 10), (100_000, 10), (10_000, 60)]
+    engine = {}
+    for sensors, minutes in runs:
+        m = measure(minutes, sensors)
+        engine[(sensors, minutes)] = m
+        print(row("engine", sensors, minutes, m), flush=True)
+    if args.reference:
+        small = (1_000, 2.0)
+        ref = measure(small[1], small[0], reference=True)
+        eng = measure(small[1], small[0])
+        print(row("engine", *small, eng))
+        print(row("reference (per record)", *small, ref))
+        ratio = (eng["records"] / eng["wall"]) / (ref["records"] / ref["wall"])
+        print(f"speed ratio engine / reference: {ratio:.0f}x")
 
 
 if __name__ == "__main__":
