@@ -16,7 +16,7 @@ from kinesim import aws
 from kinesim.scenario_expect import Check
 from kinesim.scenario_lake import Emr, Firehose
 from kinesim.scenario_scaling import Autoscaling, OnDemand, ReshardOp
-from kinesim.schema_types import (Bytes, Model, PerSecond, PositiveBytes, PositiveSeconds, Seconds,
+from kinesim.schema_types import (Bytes, Model, PerSecond, PositiveBytes, PositiveSeconds, Seconds, no_bool,
                                   positive as _positive, refuse as _refuse)
 from kinesim.units import parse_bytes
 
@@ -37,12 +37,12 @@ class Limits(Model):
     """Per-shard and per-request limits; defaults are AWS's documented values (:mod:`kinesim.aws`)."""
 
     write_bytes_per_s: PositiveBytes = aws.SHARD_WRITE_BYTES_PER_S
-    write_records_per_s: Annotated[int, Field(gt=0)] = aws.SHARD_WRITE_RECORDS_PER_S
+    write_records_per_s: Annotated[int, BeforeValidator(no_bool), Field(gt=0)] = aws.SHARD_WRITE_RECORDS_PER_S
     read_bytes_per_s: PositiveBytes = aws.SHARD_READ_BYTES_PER_S
-    read_calls_per_s: Annotated[int, Field(gt=0)] = aws.SHARD_READ_CALLS_PER_S
+    read_calls_per_s: Annotated[int, BeforeValidator(no_bool), Field(gt=0)] = aws.SHARD_READ_CALLS_PER_S
     get_records_max_bytes: PositiveBytes = aws.GET_RECORDS_MAX_BYTES
     put_records_max_bytes: PositiveBytes = aws.PUT_RECORDS_MAX_BYTES
-    put_records_max_records: Annotated[int, Field(ge=1, le=aws.PUT_RECORDS_MAX_RECORDS)] = (
+    put_records_max_records: Annotated[int, BeforeValidator(no_bool), Field(ge=1, le=aws.PUT_RECORDS_MAX_RECORDS)] = (
         aws.PUT_RECORDS_MAX_RECORDS
     )
     max_record_size: PositiveBytes = aws.MAX_RECORD_SIZE
@@ -56,7 +56,7 @@ class Stream(Model):
     name: str = Field(default="sensor-stream", pattern=r"^[a-zA-Z0-9_.-]{1,128}$")
     mode: Literal["provisioned", "on_demand"] = "provisioned"
     #: provisioned: open shards at the start; on_demand: 4 unless given (:mod:`kinesim.ondemand`)
-    shards: Annotated[int, Field(ge=1, le=aws.MAX_SHARDS_PER_STREAM)] = 1
+    shards: Annotated[int, BeforeValidator(no_bool), Field(ge=1, le=aws.MAX_SHARDS_PER_STREAM)] = 1
     retention: Annotated[Seconds, AfterValidator(lambda s: _check_retention(s))] = aws.RETENTION_DEFAULT_S
     limits: Limits = Limits()
     #: how long a SplitShard, MergeShards or UpdateShardCount keeps the stream UPDATING (kinesim's
@@ -149,7 +149,7 @@ def _record_size(v):
 
 
 class HotKeys(Model):
-    keys: Annotated[int, Field(ge=1, le=10_000)] = 1
+    keys: Annotated[int, BeforeValidator(no_bool), Field(ge=1, le=10_000)] = 1
     share: Annotated[float, Field(ge=0, le=1)]
 
 
@@ -174,7 +174,7 @@ class Retries(Model):
     ``base`` for ``constant`` and 0 for ``none`` (the KPL's own behaviour: retry at the next flush);
     ``jitter: full`` draws the delay uniformly in ``[0, delay]``."""
 
-    max_attempts: Annotated[int, Field(ge=1, le=1000)] = 4
+    max_attempts: Annotated[int, BeforeValidator(no_bool), Field(ge=1, le=1000)] = 4
     backoff: Literal["exponential", "constant", "none"] = "exponential"
     base: Seconds = 0.1
     max: Seconds = 5.0
@@ -194,7 +194,7 @@ class Producer(Model):
 
 class Fleet(Model):
     name: Name
-    sensors: Annotated[int, Field(ge=1, le=1_000_000)]
+    sensors: Annotated[int, BeforeValidator(no_bool), Field(ge=1, le=1_000_000)]
     rate: Annotated[PerSecond, AfterValidator(_positive)]
     arrival: Annotated[
         Union[Annotated[Literal["periodic", "poisson"], Tag("name")], Annotated[Bursty, Tag("bursty")]],
@@ -241,7 +241,7 @@ class Consumer(Model):
         AfterValidator(lambda t: _refuse(t != "polling", f"type {t} is not supported yet; use polling", t)),
     ] = "polling"
     poll_interval: PositiveSeconds = aws.KCL_IDLE_TIME_BETWEEN_READS_S
-    max_records: Annotated[int, Field(ge=1, le=aws.GET_RECORDS_MAX_RECORDS)] = aws.KCL_MAX_RECORDS
+    max_records: Annotated[int, BeforeValidator(no_bool), Field(ge=1, le=aws.GET_RECORDS_MAX_RECORDS)] = aws.KCL_MAX_RECORDS
     processing_time: Annotated[Processing, BeforeValidator(_processing)] = Processing()
     start: Literal["latest", "trim_horizon"] = "latest"
     #: KCL parentShardPollIntervalMillis: how often a worker waiting for a child shard checks that
@@ -257,7 +257,7 @@ class Trace(Model):
 
     records: Literal["all", "sample", "none", "auto"] = "auto"
     sample_rate: Annotated[float, Field(gt=0, le=1)] = 0.01
-    auto_limit: Annotated[int, Field(ge=1)] = 200_000
+    auto_limit: Annotated[int, BeforeValidator(no_bool), Field(ge=1)] = 200_000
     period: PositiveSeconds = 1.0
 
 
@@ -272,7 +272,7 @@ class Scenario(Model):
     name: Name
     description: str = ""
     duration: PositiveSeconds
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Annotated[int, BeforeValidator(no_bool), Field(ge=0)] = 0
     start_time: Annotated[dt.datetime, AfterValidator(_utc)] = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     stream: Stream = Stream()
     fleets: Annotated[list[Fleet], Field(min_length=1)]

@@ -15,7 +15,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from kinesim import aws
 from kinesim.units import format_bytes, parse_byte_rate
 
-from kinesim.schema_types import Bytes, Model, PositiveSeconds, Seconds, positive as _positive, refuse as _refuse
+from kinesim.schema_types import no_bool, Bytes, Model, PositiveSeconds, Seconds, positive as _positive, refuse as _refuse
 
 
 def _bytes_between(lo: int, hi: int):
@@ -150,7 +150,7 @@ class EmrSchedule(Model):
     """When jobs run: ``every`` seconds (``schedule: 1h``) or after each ``every_objects`` new objects."""
 
     every: Optional[PositiveSeconds] = None
-    every_objects: Optional[Annotated[int, Field(ge=1)]] = None
+    every_objects: Optional[Annotated[int, BeforeValidator(no_bool), Field(ge=1)]] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -180,7 +180,7 @@ class Emr(Model):
     schedule: EmrSchedule = EmrSchedule(every=3600.0)
     startup: Seconds = 420.0
     long_running: bool = False
-    nodes: Annotated[int, Field(ge=1, le=10_000)] = 4
+    nodes: Annotated[int, BeforeValidator(no_bool), Field(ge=1, le=10_000)] = 4
     throughput_per_node: Annotated[float, BeforeValidator(parse_byte_rate), AfterValidator(_positive)] = 50.0 * aws.MiB
     per_object_overhead: Seconds = 0.2
     instance_type: str = "m5.xlarge"

@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import BeforeValidator, Field, model_validator
 
 from kinesim import aws
-from kinesim.schema_types import Model as _Model, PositiveBytes as Bytes, PositiveSeconds, Seconds
+from kinesim.schema_types import no_bool, Model as _Model, PositiveBytes as Bytes, PositiveSeconds, Seconds
 
 
 def _hash_key(v):
@@ -51,7 +51,7 @@ class ReshardOp(_Model):
     shard: Optional[ShardId] = None
     new_starting_hash_key: Optional[HashKey] = None
     shards: Optional[Annotated[list[ShardId], Field(min_length=2, max_length=2)]] = None
-    target: Optional[Annotated[int, Field(ge=1, le=1_000_000)]] = None
+    target: Optional[Annotated[int, BeforeValidator(no_bool), Field(ge=1, le=1_000_000)]] = None
     duration: Optional[PositiveSeconds] = None
 
     @model_validator(mode="after")
@@ -82,9 +82,9 @@ class ScalingConfig(_Model):
     previous scaling completed before this direction may act again."""
 
     scale_threshold_pct: Annotated[float, Field(ge=0, le=1000)]
-    scale_after_mins: Annotated[int, Field(ge=1, le=1440)] = 2
+    scale_after_mins: Annotated[int, BeforeValidator(no_bool), Field(ge=1, le=1440)] = 2
     scale_pct: Optional[Annotated[float, Field(gt=0, le=1000)]] = None
-    scale_count: Optional[Annotated[int, Field(ge=1, le=aws.MAX_SHARDS_PER_STREAM)]] = None
+    scale_count: Optional[Annotated[int, BeforeValidator(no_bool), Field(ge=1, le=aws.MAX_SHARDS_PER_STREAM)]] = None
     cool_off_mins: Annotated[float, Field(ge=0)] = 0.0
 
     @model_validator(mode="after")
@@ -104,8 +104,8 @@ class Autoscaling(_Model):
     by 100%, down at 25% after 2 minutes by 50% with a 2-minute cool-off."""
 
     metric: Literal["IncomingBytes", "IncomingRecords", "WriteProvisionedThroughputExceeded"] = "IncomingBytes"
-    min_shards: Annotated[int, Field(ge=1, le=aws.MAX_SHARDS_PER_STREAM)] = 1
-    max_shards: Annotated[int, Field(ge=1, le=aws.MAX_SHARDS_PER_STREAM)] = aws.MAX_SHARDS_PER_STREAM
+    min_shards: Annotated[int, BeforeValidator(no_bool), Field(ge=1, le=aws.MAX_SHARDS_PER_STREAM)] = 1
+    max_shards: Annotated[int, BeforeValidator(no_bool), Field(ge=1, le=aws.MAX_SHARDS_PER_STREAM)] = aws.MAX_SHARDS_PER_STREAM
     scale_up: Optional[ScalingConfig] = None
     scale_down: Optional[ScalingConfig] = None
 
@@ -133,5 +133,5 @@ class OnDemand(_Model):
     of its range ``split_delay`` later (AWS: "within 15 minutes")."""
 
     split_bytes_per_s: Bytes = aws.ON_DEMAND_SPLIT_BYTES_PER_S
-    split_records_per_s: Annotated[int, Field(ge=1)] = aws.SHARD_WRITE_RECORDS_PER_S // 2
+    split_records_per_s: Annotated[int, BeforeValidator(no_bool), Field(ge=1)] = aws.SHARD_WRITE_RECORDS_PER_S // 2
     split_delay: PositiveSeconds = float(aws.ON_DEMAND_SPLIT_DELAY_S)

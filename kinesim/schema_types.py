@@ -26,6 +26,13 @@ def positive(v: float) -> float:
     return v
 
 
+def no_bool(v):
+    """Validator: a count must not be ``true``/``false`` (pydantic would read them as 1/0)."""
+    if isinstance(v, bool):
+        raise ValueError(f"must be a whole number, got {str(v).lower()}")
+    return v
+
+
 def refuse(cond: bool, message: str, value):
     """Validator helper: raise ``message`` when ``cond``, else pass ``value`` through."""
     if cond:

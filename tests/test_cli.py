@@ -299,6 +299,7 @@ def test_rerun_keeps_a_results_folder_that_holds_the_users_own_files(tmp_path, c
     ("start_time=2026-02-30", "start_time"),
     ("fleets[0].rate=1e9/s", "fleets[0].rate"),
     ("fleets[0].sensors=10000000", "fleets[0].sensors"),
+    ("stream.shards=true", "stream.shards"),
 ])
 def test_impossible_dates_and_unbounded_loads_are_bad_input(tmp_path, capsys, override, path):
     scenario = write_scenario(tmp_path)
