@@ -14,7 +14,7 @@ import numpy as np
 
 from kinesim.batch import RecordBatch
 from kinesim.hashing import Router, even_ranges
-from kinesim.limits import ReadLimiter, WriteLimiter, accept_prefix
+from kinesim.limits import ReadLimiter, WriteLimiter, accept_prefix, stable_order
 from kinesim.log import ShardLog
 from kinesim.metrics import ShardMetrics
 from kinesim.scenario import Stream as StreamSpec
@@ -189,11 +189,11 @@ class Stream:
         k_seq = np.full(len(k_shard), -1, dtype=np.int64)
         acc_idx = np.flatnonzero(acc_k)
         if single_time:
-            order = acc_idx[np.argsort(k_shard[acc_idx], kind="stable")]
+            order = acc_idx[stable_order(k_shard[acc_idx], n_shards)]
             by_shard = order
         else:
             order = acc_idx[np.lexsort((k_shard[acc_idx], k_time[acc_idx]))]
-            by_shard = order[np.argsort(k_shard[order], kind="stable")]
+            by_shard = order[stable_order(k_shard[order], n_shards)]
         k_seq[order] = self.next_seq + np.arange(len(order))
         self.next_seq += len(order)
         aggregated = len(user_k) != len(k_shard)

@@ -150,7 +150,7 @@ class ProducerGroup:
         shard = self.stream.route(users)
         agg = np.array([p.spec.aggregation for p in self.producers])[fleet_of]
         # per flush (time, then fleet): retries before new records; an aggregating fleet groups by shard
-        all_t = np.unique(t_user)
+        all_t = np.unique(np.concatenate([times for times, _ in plan]))  # the window's flush times
         key = np.searchsorted(all_t, t_user) * len(self.producers) + fleet_of
         if agg.any():
             key = key * (len(self.stream.shards) + 1) + np.where(agg, shard + 1, 0)
