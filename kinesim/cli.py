@@ -225,13 +225,18 @@ def validate(
                                                     show_default=False)],
     set_: SetOpt = None,
 ) -> None:
-    """Check scenarios without running them.
+    """Check scenarios (files, or folders of *.yaml files) without running them.
 
     Prints 'ok <path>' per valid scenario, one error line per invalid one; exit code 2 if any is invalid.
     """
+    from kinesim.cli_check import expand
+
     overrides = parse_sets(set_)
-    failed = 0
-    for path in scenarios:
+    files, errors = expand(scenarios)
+    for message in errors:
+        _error(message)
+    failed = len(errors)
+    for path in files:
         try:
             load(path, overrides)
         except CliError as exc:

@@ -122,7 +122,7 @@ def _table(header: list[str], rows: list[list[str]], numeric: Optional[set[int]]
 
 
 def _summary_tables(results: "Results") -> list[str]:
-    from kinesim.summary_format import CONSUMER_COLUMNS, HEADLINE, fmt_auto as _fmt_auto, split_summary
+    from kinesim.summary_format import CONSUMER_COLUMNS, HEADLINE, fmt_auto as _fmt_auto, label_for as _label, split_summary
 
     top, consumers = split_summary(results.summary_dict)
     rows, used = [], set()
@@ -132,7 +132,7 @@ def _summary_tables(results: "Results") -> list[str]:
             rows.append([label, fmt(top[key])])
     for key, value in top.items():
         if key not in used and not key.startswith("cost_usd"):
-            rows.append([key.replace("_", " "), _fmt_auto(key, value)])
+            rows.append([_label(key), _fmt_auto(key, value)])
     tables = [_table(["figure", "value"], rows)]
     if consumers:
         names = list(consumers)
@@ -143,7 +143,7 @@ def _summary_tables(results: "Results") -> list[str]:
                 crow.append([label, *[fmt(consumers[n].get(key)) for n in names]])
         extra = sorted({m for ms in consumers.values() for m in ms} - known)
         for key in extra:
-            crow.append([key.replace("_", " "), *[_fmt_auto(key, consumers[n].get(key)) for n in names]])
+            crow.append([_label(key), *[_fmt_auto(key, consumers[n].get(key)) for n in names]])
         tables.append(_table(["consumer figure", *names], crow))
     return tables
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from kinesim.units import format_bytes
+
 if TYPE_CHECKING:  # pragma: no cover
     from kinesim.results import Results
 
@@ -68,9 +70,28 @@ def fmt_auto(key: str, v) -> str:
         return fmt_rate(v)
     if key.startswith("cost_usd") and isinstance(v, (int, float)):
         return f"$ {v:,.4f}" if abs(v) < 100 else f"$ {v:,.2f}"
+    if key.endswith("_bytes") and isinstance(v, (int, float)) and not math.isnan(v):
+        return format_bytes(v)
     if isinstance(v, (int, float)) or hasattr(v, "dtype"):
         return fmt_number(v.item() if hasattr(v, "item") else v)
     return str(v)
+
+
+_PREFIXES = {"firehose": "Firehose", "s3": "S3", "emr": "EMR"}
+
+
+def label_for(key: str) -> str:
+    """A summary key as a table label: ``cost_usd.kinesis -> 'cost, kinesis (USD)'``,
+    ``firehose_latency_p50_s -> 'Firehose latency p50'`` (the value carries the unit)."""
+    if key.startswith("cost_usd"):
+        part = key[len("cost_usd"):].lstrip(".")
+        return f"cost, {part} (USD)" if part else "cost (USD)"
+    words = key.split("_")
+    if words[-1] in ("s", "bytes"):
+        words = words[:-1]
+    if words and words[0] in _PREFIXES:
+        words[0] = _PREFIXES[words[0]]
+    return " ".join(words)
 
 
 #: Headline rows of the summary table: key, label, formatter.
@@ -144,7 +165,7 @@ def summary_tables(results: "Results") -> list:
         table.add_row(label, text)
     for key, value in top.items():
         if key not in used:
-            table.add_row(key.replace("_", " "), fmt_auto(key, value))
+            table.add_row(label_for(key), fmt_auto(key, value))
     tables = [table]
     if consumers:
         # One column per consumer: narrow enough for an 80-column terminal with a few consumers.
@@ -160,6 +181,6 @@ def summary_tables(results: "Results") -> list:
         for metrics in consumers.values():
             extra += [m for m in metrics if m not in known and m not in extra]
         for key in extra:
-            ct.add_row(key.replace("_", " "), *[fmt_auto(key, m.get(key)) for m in consumers.values()])
+            ct.add_row(label_for(key), *[fmt_auto(key, m.get(key)) for m in consumers.values()])
         tables.append(ct)
     return tables
