@@ -32,7 +32,6 @@ import math
 
 import numpy as np
 
-from kinesim import aws
 from kinesim.batch import RecordBatch
 from kinesim.producer import Producer, aggregate
 
@@ -202,20 +201,20 @@ class ProducerGroup:
         if not agg.any():
             return np.arange(n), users.size, shard, t_user, fleet_of
         first = ~agg
+        packed = []  # (user rows starting an aggregate, the aggregates' sizes) per aggregating fleet
         for i in np.unique(fleet_of[agg]):
             sel = np.flatnonzero(agg & (fleet_of == i))
             brk = np.ones(len(sel), dtype=bool)
             brk[1:] = (t_user[sel][1:] != t_user[sel][:-1]) | (np.diff(sel) != 1)
-            uk, _, _ = aggregate(users.size[sel], shard[sel], self.producers[i].spec.aggregation_max_size, breaks=brk)
+            uk, sizes, _ = aggregate(users.size[sel], shard[sel], self.producers[i].spec.aggregation_max_size, breaks=brk)
             starts = np.ones(len(sel), dtype=bool)
             starts[1:] = uk[1:] != uk[:-1]
             first[sel[starts]] = True
+            packed.append((sel[starts], sizes))
         k_index = np.cumsum(first) - 1
-        cost = np.where(agg, users.size + aws.KPL_RECORD_OVERHEAD, users.size)
-        k_size = np.bincount(k_index, weights=cost).astype(np.int64)
-        k_size += np.where(agg[first], aws.KPL_AGGREGATE_OVERHEAD, 0)
-        # a lone user record is sent plain, without the aggregation framing (see ``aggregate``)
-        k_size[agg[first] & (np.bincount(k_index) == 1)] -= aws.KPL_AGGREGATE_OVERHEAD + aws.KPL_RECORD_OVERHEAD
+        k_size = users.size[first].copy()  # a record of a fleet without aggregation is its own Kinesis record
+        for rows, sizes in packed:
+            k_size[k_index[rows]] = sizes
         return k_index, k_size, shard[first], t_user[first], fleet_of[first]
 
     def _count_calls(self, prod, k_time, k_size, acc_k) -> None:
