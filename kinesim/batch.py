@@ -6,8 +6,7 @@ Columns (all 1-D, length n):
 ``event_time``     float64   s from scenario start: when the sensor measured
 ``fleet``          int16     index of the fleet in the scenario
 ``sensor``         int64     sensor index within the fleet
-``key``            int64     index into the fleet's partition-key table
-``hash_hi/lo``     uint64    the partition key's MD5 hash key (top / bottom 64 bits)
+``key``            int64     index into the fleet's partition-key table (routes the record)
 ``size``           int64     bytes counted against the limits: data blob + partition key
 ``attempts``       int32     PutRecords attempts made so far
 ``ready_time``     float64   s: earliest next attempt (retry backoff)
@@ -25,8 +24,6 @@ COLUMNS: dict[str, np.dtype] = {
     "fleet": np.dtype(np.int16),
     "sensor": np.dtype(np.int64),
     "key": np.dtype(np.int64),
-    "hash_hi": np.dtype(np.uint64),
-    "hash_lo": np.dtype(np.uint64),
     "size": np.dtype(np.int64),
     "attempts": np.dtype(np.int32),
     "ready_time": np.dtype(np.float64),
@@ -83,3 +80,21 @@ class RecordBatch:
         if len(parts) == 1:
             return parts[0]
         return RecordBatch(**{name: np.concatenate([getattr(b, name) for b in parts]) for name in COLUMNS})
+
+    @staticmethod
+    def concat_ordered(batches: list["RecordBatch"], order: np.ndarray) -> "RecordBatch":
+        """``concat(batches).take(order)`` for a permutation ``order`` of all rows, written as one
+        scatter per part and column (no intermediate concatenation)."""
+        n = len(order)
+        if len(batches) == 1:
+            return batches[0].take(order)
+        position = np.empty(n, dtype=np.int64)
+        position[order] = np.arange(n)
+        bounds = np.cumsum([0] + [len(b) for b in batches])
+        columns = {}
+        for name, dtype in COLUMNS.items():
+            out = np.empty(n, dtype)
+            for b, lo, hi in zip(batches, bounds[:-1], bounds[1:]):
+                out[position[lo:hi]] = getattr(b, name)
+            columns[name] = out
+        return RecordBatch(**columns)

@@ -117,7 +117,7 @@ class Worker:
         tip = log.visible_end(now)
         p, s = app.grid.index(now), self.shard.index
         app.per_period["backlog_records"][p, s] = tip - self.position
-        behind = now - float(log.column("arrival", self.position, self.position + 1)[0]) if tip > self.position else 0.0
+        behind = now - log.arrival_at(self.position) if tip > self.position else 0.0
         app.per_period["MillisBehindLatest"][p, s] = behind * 1000.0
 
     def run(self, env: simpy.Environment, phase: float):
@@ -135,44 +135,49 @@ class Worker:
         """One GetRecords call and the processing of its records; returns the busy time (s)."""
         app, shard = self.app, self.shard
         res = app.stream.get_records(shard, self.position, now, app.spec.max_records)
-        log = shard.log
-        if res.start > res.expired_start:
-            app.records_expired += res.start - res.expired_start
-            app.trace.expired(app.index, log.column("trace", res.expired_start, res.start))
-            self.position = res.start
-        p = app.grid.index(now)
-        s = shard.index
+        start, end = res.start, res.end
+        if start > res.expired_start:
+            self._expire(res.expired_start, start)
         app.get_records_calls += 1
         if res.throttled:
             app.throttled_calls += 1
             return 0.0
-        n = res.end - res.start
-        self.position = res.end
-        if shard.closed_at is not None and self.position >= log.end:
+        self.position = end
+        log = shard.log
+        if shard.closed_at is not None and end >= log.end:
             self.finished_at = now  # SHARD_END: no NextShardIterator; the children may start
+        p, s = app.grid.index(now), shard.index
         pp = app.per_period
-        pp["backlog_records"][p, s] = res.tip - self.position
+        pp["backlog_records"][p, s] = res.tip - end
         pp["MillisBehindLatest"][p, s] = res.millis_behind_latest
-        age = pp["GetRecords.IteratorAgeMilliseconds"]
-        if not res.iterator_age_ms <= age[p, s]:
-            age[p, s] = res.iterator_age_ms
-        app.max_iterator_age_ms = max(app.max_iterator_age_ms, res.iterator_age_ms)
+        age, ages = res.iterator_age_ms, pp["GetRecords.IteratorAgeMilliseconds"]
+        if not age <= ages[p, s]:
+            ages[p, s] = age
+        if age > app.max_iterator_age_ms:
+            app.max_iterator_age_ms = age
+        n = end - start
         if n == 0:
             return 0.0
         if app.sink is not None:
-            app.sink(shard, res.start, res.end, now)
-        done = now + per_record * np.arange(1, n + 1)
-        app.latency.add(done - log.column("event", res.start, res.end))
-        app.trace.processed(app.index, log.column("trace", res.start, res.end), done)
+            app.sink(shard, start, end, now)
+        # record i is done at now + (i + 1) * per_record: all at ``now`` without processing time
+        done = now + per_record * np.arange(1, n + 1) if per_record else now
+        app.latency.add_since(done, log.column("event", start, end))
+        app.trace.processed(app.index, log.column("trace", start, end), done)
         app.records_processed += n
         pp["records_processed"][p, s] += n
         return per_batch + n * per_record
+
+    def _expire(self, start: int, end: int) -> None:
+        """Rows ``[start, end)`` were trimmed by retention before this worker read them."""
+        app = self.app
+        app.records_expired += end - start
+        app.trace.expired(app.index, self.shard.log.column("trace", start, end))
+        self.position = end
 
     def finish(self, now: float, retention: float) -> None:
         """At the end of the run: count records that retention trimmed before this worker read them."""
         log = self.shard.log
         start = log.first_at_or_after(self.position, now - retention)
         if start > self.position:
-            self.app.records_expired += start - self.position
-            self.app.trace.expired(self.app.index, log.column("trace", self.position, start))
-            self.position = start
+            self._expire(self.position, start)

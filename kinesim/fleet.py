@@ -8,6 +8,8 @@ a ``poisson`` fleet is a Poisson process of rate ``sensors`` in ``Λ``. Records 
 """
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 
 from kinesim.batch import RecordBatch
@@ -24,7 +26,8 @@ class Fleet:
 
     ``keys`` is the fleet's partition-key table (strings); records refer to it by index:
     sensor keys ``<fleet>-<i>`` first, then hot keys ``<fleet>-hot-<j>``, then the random pool.
-    ``key_hi``/``key_lo`` hold the keys' MD5 hash keys, ``key_bytes`` their UTF-8 lengths.
+    ``key_hi``/``key_lo`` hold the keys' MD5 hash keys (the stream routes each key once,
+    :meth:`kinesim.stream.Stream.set_partition_keys`), ``key_bytes`` their UTF-8 lengths.
     """
 
     def __init__(self, spec: FleetSpec, index: int, horizon: float, rng: np.random.Generator):
@@ -76,6 +79,13 @@ class Fleet:
         lam = np.zeros(len(t))
         lam[1:] = np.cumsum(self._m[:-1] * np.diff(t))
         self._lam = lam
+        self._segments = (t.tolist(), lam.tolist(), self._m.tolist())  # for scalar lookups
+
+    def _cumulative_at(self, t: float) -> float:
+        """:meth:`cumulative` of one time, with Python floats (the same IEEE arithmetic, no arrays)."""
+        starts, lam, m = self._segments
+        i = min(max(bisect.bisect_right(starts, t) - 1, 0), len(starts) - 1)
+        return lam[i] + m[i] * (t - starts[i])
 
     def cumulative(self, t: float | np.ndarray) -> np.ndarray:
         """``Λ(t)``: expected events per sensor in ``[0, t]`` (rate integrated over time)."""
@@ -84,7 +94,15 @@ class Fleet:
         return self._lam[i] + self._m[i] * (t - self._t[i])
 
     def _inverse(self, lam: np.ndarray) -> np.ndarray:
-        i = np.clip(np.searchsorted(self._lam, lam, side="left") - 1, 0, len(self._t) - 1)
+        """``Λ⁻¹``: the times of the sorted operational times ``lam``."""
+        last = len(self._t) - 1
+        if len(lam):
+            lo, hi = np.searchsorted(self._lam, lam[[0, -1]], side="left") - 1
+            if lo == hi:  # all in one segment of constant rate (the usual case): scalar arithmetic
+                i = min(max(int(lo), 0), last)
+                m = self._m[i]
+                return self._t[i] + (lam - self._lam[i]) / (m if m > 0 else 1.0)
+        i = np.clip(np.searchsorted(self._lam, lam, side="left") - 1, 0, last)
         m = self._m[i]
         return self._t[i] + (lam - self._lam[i]) / np.where(m > 0, m, 1.0)
 
@@ -95,7 +113,7 @@ class Fleet:
     # ------------------------------------------------------------ generation
     def generate(self, t0: float, t1: float) -> RecordBatch:
         """Records with ``t0 < event_time <= t1``, in event-time order (attempts 0, trace -1)."""
-        l0, l1 = float(self.cumulative(t0)), float(self.cumulative(t1))
+        l0, l1 = self._cumulative_at(float(t0)), self._cumulative_at(float(t1))
         if l1 <= l0:
             return RecordBatch.empty()
         if self.spec.arrival == "periodic":
@@ -130,8 +148,6 @@ class Fleet:
             fleet=np.full(n, self.index, dtype=np.int16),
             sensor=sensor.astype(np.int64, copy=False),
             key=key,
-            hash_hi=self.key_hi[key],
-            hash_lo=self.key_lo[key],
             size=size,
             attempts=np.zeros(n, dtype=np.int32),
             ready_time=event_time,

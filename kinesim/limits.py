@@ -27,6 +27,8 @@ import math
 
 import numpy as np
 
+from kinesim.compiled import compiled as compiled_twin
+
 
 class WriteLimiter:
     """Write capacity of ``n`` shards (arrays indexed by shard), in records and bytes."""
@@ -80,13 +82,22 @@ def stable_order(shard: np.ndarray, n_shards: int) -> np.ndarray:
     return np.argsort(shard, kind="stable")
 
 
-def accept_prefix(shard: np.ndarray, size: np.ndarray, avail_records: np.ndarray, avail_bytes: np.ndarray) -> np.ndarray:
+def accept_prefix(shard: np.ndarray, size: np.ndarray, avail_records: np.ndarray, avail_bytes: np.ndarray,
+                  compiled: bool = False) -> np.ndarray:
     """Boolean mask of accepted Kinesis records.
 
-    ``shard`` (int64, n) and ``size`` (bytes, n) are in arrival order. Within each shard the
-    longest prefix whose cumulative count ``<= avail_records[shard]`` and cumulative bytes
-    ``<= avail_bytes[shard]`` is accepted.
+    ``shard`` (int64, n) and ``size`` (bytes, int64, n) are in arrival order. Within each shard
+    the longest prefix whose cumulative count ``<= avail_records[shard]`` and cumulative bytes
+    ``<= avail_bytes[shard]`` is accepted. ``compiled`` picks the numba twin
+    (:mod:`kinesim._kernels`; numpy when numba is missing).
     """
+    kernel = compiled_twin("compiled_accept_prefix") if compiled else None
+    if kernel is not None and len(shard):
+        return kernel(shard, size, avail_records, avail_bytes)
+    return _numpy_accept_prefix(shard, size, avail_records, avail_bytes)
+
+
+def _numpy_accept_prefix(shard, size, avail_records, avail_bytes) -> np.ndarray:
     n = len(shard)
     if n == 0:
         return np.zeros(0, dtype=bool)

@@ -8,6 +8,7 @@ memory holds the unread backlog, not the whole run. Columns (one row per *user* 
 (sequence number of the Kinesis record holding it), ``subseq`` (index inside a KPL aggregate),
 ``k_index`` (absolute index of its Kinesis record in the shard), ``kb_start`` / ``kb_end`` (shard
 bytes before / through its Kinesis record, so a GetRecords cut is a ``searchsorted``), ``trace``, ``fleet``, ``sensor``, ``key``.
+A log may hold only some of them (always ``READ_COLUMNS``): a run stores what its readers read.
 """
 from __future__ import annotations
 
@@ -27,13 +28,26 @@ LOG_COLUMNS = {
     "sensor": np.int64,
     "key": np.int64,
 }
+#: What GetRecords (:meth:`kinesim.stream.Stream.get_records`) and the consumer apps
+#: (:mod:`kinesim.consumer`) read; only the Firehose reader (:mod:`kinesim.firehose`) reads the others.
+READ_COLUMNS = ("arrival", "event", "k_index", "kb_start", "kb_end", "trace")
+_K_COLUMNS = ("k_index", "kb_start", "kb_end")
+
+
+def stored_columns(columns=None) -> tuple[str, ...]:
+    """The columns a log keeps when its readers read ``columns`` (all when ``None``): those and
+    ``READ_COLUMNS``, in ``LOG_COLUMNS`` order."""
+    keep = LOG_COLUMNS.keys() if columns is None else set(READ_COLUMNS).union(columns)
+    return tuple(name for name in LOG_COLUMNS if name in keep)
 
 
 class ShardLog:
     """Append-only columns with absolute positions ``[start, end)``."""
 
-    def __init__(self, capacity: int = 1024):
-        self.cols = {name: np.empty(capacity, dtype) for name, dtype in LOG_COLUMNS.items()}
+    def __init__(self, capacity: int = 1024, columns=None):
+        """``columns``: the columns its readers read (:func:`stored_columns`), all by default."""
+        self.cols = {name: np.empty(capacity, LOG_COLUMNS[name]) for name in stored_columns(columns)}
+        self._plain = tuple(name for name in self.cols if name not in _K_COLUMNS)  # copied as they are
         self.start = 0  # absolute position of row 0
         self.n = 0  # rows held
         self.total_k = 0  # Kinesis records ever appended
@@ -44,28 +58,29 @@ class ShardLog:
         """Absolute position just after the newest record (the shard's tip)."""
         return self.start + self.n
 
-    def append(self, rows: dict[str, np.ndarray], k_first: np.ndarray, k_size: np.ndarray, keep_from: int) -> None:
-        """Append user rows; ``k_first`` (bool) marks the first row of each Kinesis record and
-        ``k_size`` (int64) holds its bytes on that row (0 elsewhere). Rows before ``keep_from`` may be dropped."""
-        m = len(k_first)
-        if m == 0:
+    def append(self, cols: dict[str, np.ndarray], a: int, b: int, keep_from: int) -> None:
+        """Append rows ``[a, b)`` of ``cols`` (an array per stored column, e.g. a commit's rows of
+        all shards); the rows of a Kinesis record are adjacent and ``a`` starts one. ``k_index``,
+        ``kb_start`` and ``kb_end`` may count from any origin: they are shifted to continue this
+        shard's counts. Rows before ``keep_from`` may be dropped."""
+        m = b - a
+        if m <= 0:
             return
         if self.n + m > len(self.cols["arrival"]):
             self._compact(keep_from)
             if 2 * (self.n + m) > len(self.cols["arrival"]):  # keep compactions rare: amortised O(1)
                 self._grow(2 * (self.n + m))
-        a, b = self.n, self.n + m
-        for name, values in rows.items():
-            self.cols[name][a:b] = values
-        local_k = np.cumsum(k_first, dtype=np.int64) - 1
-        ends = self.total_kbytes + np.cumsum(k_size[k_first], dtype=np.int64)
-        starts = np.concatenate(([self.total_kbytes], ends[:-1]))
-        self.cols["k_index"][a:b] = self.total_k + local_k
-        self.cols["kb_start"][a:b] = starts[local_k]
-        self.cols["kb_end"][a:b] = ends[local_k]
-        self.total_k += len(ends)
-        self.total_kbytes = int(ends[-1])
-        self.n = b
+        n, own = self.n, self.cols
+        for name in self._plain:
+            own[name][n : n + m] = cols[name][a:b]
+        k_shift = self.total_k - int(cols["k_index"][a])
+        b_shift = self.total_kbytes - int(cols["kb_start"][a])
+        np.add(cols["k_index"][a:b], k_shift, out=own["k_index"][n : n + m])
+        np.add(cols["kb_start"][a:b], b_shift, out=own["kb_start"][n : n + m])
+        np.add(cols["kb_end"][a:b], b_shift, out=own["kb_end"][n : n + m])
+        self.n = n + m
+        self.total_k = int(own["k_index"][n + m - 1]) + 1
+        self.total_kbytes = int(own["kb_end"][n + m - 1])
 
     def _compact(self, keep_from: int) -> None:
         drop = min(max(keep_from - self.start, 0), self.n)
@@ -98,9 +113,14 @@ class ShardLog:
     def visible_end(self, now: float) -> int:
         """Position just after the newest record that has arrived by ``now``: a writer may append
         records of the current window ahead of time (:mod:`kinesim.writer`)."""
-        if self.n == 0 or self.cols["arrival"][self.n - 1] <= now:
-            return self.end
-        return self.start + int(np.searchsorted(self.cols["arrival"][: self.n], now, side="right"))
+        n, arrival = self.n, self.cols["arrival"]
+        if n == 0 or arrival[n - 1] <= now:
+            return self.start + n
+        return self.start + int(arrival[:n].searchsorted(now, side="right"))
+
+    def arrival_at(self, pos: int) -> float:
+        """Arrival time (s) of the record at absolute position ``pos`` (must be held)."""
+        return float(self.cols["arrival"][pos - self.start])
 
     def k_before(self, pos: int) -> tuple[int, int]:
         """Kinesis records and bytes before absolute position ``pos`` (a record boundary)."""
@@ -109,26 +129,35 @@ class ShardLog:
         i = pos - self.start
         return int(self.cols["k_index"][i]), int(self.cols["kb_start"][i])
 
-    def find_end(self, pos: int, max_k: int, max_bytes: int, tip: int | None = None) -> int:
-        """Largest absolute end ``e <= tip`` such that rows ``[pos, e)`` hold at most ``max_k``
-        Kinesis records and ``max_bytes`` bytes (at least one Kinesis record if any), cut at a
-        record edge. ``tip`` defaults to the end of the log."""
+    def read_span(self, pos: int, max_k: int, max_bytes: int, tip: int | None = None) -> tuple[int, int, int]:
+        """What a GetRecords call from ``pos`` returns: the largest absolute end ``e <= tip`` such
+        that rows ``[pos, e)`` hold at most ``max_k`` Kinesis records and ``max_bytes`` bytes (at
+        least one Kinesis record if any), cut at a record edge; and the Kinesis records and bytes
+        of those rows. ``tip`` (a record edge, e.g. :meth:`visible_end`) defaults to the end of the
+        log. Returns ``(e, records, bytes)``."""
         tip = self.end if tip is None else tip
         if pos >= tip:
-            return pos
-        k0, b0 = self.k_before(pos)
-        i = pos - self.start
-        k_index = self.cols["k_index"][i : tip - self.start]
-        e_k = np.searchsorted(k_index, k0 + max_k, side="left")
-        e_b = np.searchsorted(self.cols["kb_end"][i : tip - self.start], b0 + max_bytes, side="right")
-        e = min(e_k, e_b)
+            return pos, 0, 0
+        cols, i, j = self.cols, pos - self.start, tip - self.start
+        k_index, kb_end = cols["k_index"], cols["kb_end"]
+        k0, b0 = int(k_index[i]), int(cols["kb_start"][i])
+        k1, b1 = int(k_index[j - 1]) + 1, int(kb_end[j - 1])  # through the record ending at the tip
+        if k1 - k0 <= max_k and b1 - b0 <= max_bytes:  # all of it fits
+            return tip, k1 - k0, b1 - b0
+        e_k = k_index[i:j].searchsorted(k0 + max_k, side="left")
+        e = min(e_k, kb_end[i:j].searchsorted(b0 + max_bytes, side="right"))
         if e == 0:  # one Kinesis record larger than max_bytes: return it alone
-            e = np.searchsorted(k_index, k0 + 1, side="left")
-        return pos + int(e)
+            e = k_index[i:j].searchsorted(k0 + 1, side="left")
+        end = pos + int(e)
+        k1, b1 = self.k_before(end)
+        return end, k1 - k0, b1 - b0
 
     def first_at_or_after(self, pos: int, t: float) -> int:
         """First absolute position ``>= pos`` whose arrival time is ``>= t``."""
-        if pos >= self.end:
-            return max(pos, self.end)
         i = pos - self.start
-        return pos + int(np.searchsorted(self.cols["arrival"][i : self.n], t, side="left"))
+        if i >= self.n:
+            return max(pos, self.start + self.n)
+        arrival = self.cols["arrival"]
+        if arrival[i] >= t:
+            return pos  # the oldest is not before ``t`` (the column is non-decreasing)
+        return pos + int(arrival[i : self.n].searchsorted(t, side="left"))

@@ -162,9 +162,11 @@ class Producer:
 
     def _drop(self, p: int | np.ndarray, batch: RecordBatch, reason: str) -> None:
         """Give records up for ``reason``, at period ``p`` (an index, or one per record)."""
-        if isinstance(p, np.ndarray):
-            self.stats.add_at("records_dropped", p)
-        else:
-            self.stats.add(p, records_dropped=len(batch))
-        self.stats.dropped_by_reason[reason] += len(batch)
-        self.trace.dropped(batch, DROP_REASONS.index(reason))
+        self.drop_counted(np.full(len(batch), p) if not isinstance(p, np.ndarray) else p, batch.trace, reason)
+
+    def drop_counted(self, p: np.ndarray, trace: np.ndarray, reason: str) -> None:
+        """Give records up for ``reason`` at periods ``p`` (one per record); ``trace`` holds their
+        rows in the records trace (-1: not sampled)."""
+        self.stats.add_at("records_dropped", p)
+        self.stats.dropped_by_reason[reason] += len(p)
+        self.trace.dropped(trace, DROP_REASONS.index(reason))

@@ -12,10 +12,13 @@ from typing import Callable
 import pandas as pd
 import simpy
 
+from kinesim.compiled import use_kernels
 from kinesim.consumer import ConsumerApp
 from kinesim.emr import EmrCluster
+from kinesim.firehose import LOG_COLUMNS as FIREHOSE_COLUMNS
 from kinesim.firehose import DeliveryStream, RecordFormatter
 from kinesim.fleet import Fleet
+from kinesim.log import READ_COLUMNS
 from kinesim.metrics import PeriodGrid, ShardMetrics
 from kinesim.producer import Producer, ProducerStats
 from kinesim.resharding import attach as attach_resharding
@@ -40,9 +43,11 @@ class Simulation:
         self.env = simpy.Environment()
         self.grid = PeriodGrid(s.duration, s.trace.period)
         self.metrics = ShardMetrics(self.grid, s.stream.shards)
-        self.stream = Stream(s.stream, self.metrics)
+        # the shard logs keep what the readers read: the Firehose reader reads more than GetRecords
+        self.stream = Stream(s.stream, self.metrics, READ_COLUMNS + (FIREHOSE_COLUMNS if s.firehose else ()))
         horizon = s.duration + max(f.producer.max_buffered_time for f in s.fleets)
         self.fleets = [Fleet(spec, i, horizon, component_rng(s.seed, f"fleet.{spec.name}")) for i, spec in enumerate(s.fleets)]
+        self.stream.set_partition_keys([(f.key_hi, f.key_lo) for f in self.fleets])
         self.trace = RecordTrace(self._sample_rate(), len(s.consumers), component_rng(s.seed, "trace"))
         self.producer_stats = [ProducerStats(self.grid.n) for _ in s.fleets]
         self.producers = [
@@ -50,6 +55,7 @@ class Simulation:
             for spec, stats in zip(s.fleets, self.producer_stats)
         ]
         self.writer = ProducerGroup(self.fleets, self.producers, self.stream, self.trace, self.grid, s.duration)
+        self.writer.compiled = use_kernels(sum(f.expected_records(0.0, s.duration) for f in self.fleets))
         self.consumers = [
             ConsumerApp(i, spec, self.stream, self.grid, self.trace, component_rng(s.seed, f"consumer.{spec.name}"))
             for i, spec in enumerate(s.consumers)

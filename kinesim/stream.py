@@ -15,9 +15,13 @@ import numpy as np
 from kinesim.batch import RecordBatch
 from kinesim.hashing import Router, even_ranges
 from kinesim.limits import ReadLimiter, WriteLimiter, accept_prefix, stable_order
-from kinesim.log import ShardLog
+from kinesim.log import ShardLog, stored_columns
 from kinesim.metrics import ShardMetrics
 from kinesim.scenario import Stream as StreamSpec
+
+#: Log columns taken from the user records: (log column, RecordBatch column).
+_USER_COLUMNS = (("event", "event_time"), ("size", "size"), ("trace", "trace"), ("fleet", "fleet"),
+                 ("sensor", "sensor"), ("key", "key"))
 
 
 @dataclass
@@ -54,7 +58,7 @@ class Event:
     error: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class ReadResult:
     """What one GetRecords call returned: rows ``[start, end)`` of the shard's log."""
 
@@ -72,17 +76,21 @@ class Stream:
     change only through :meth:`split_shard` / :meth:`merge_shards` + :meth:`resharded`, driven by
     :mod:`kinesim.resharding` (which also sets ``status`` and fills ``events``)."""
 
-    def __init__(self, spec: StreamSpec, metrics: ShardMetrics):
+    def __init__(self, spec: StreamSpec, metrics: ShardMetrics, log_columns=None):
+        """``log_columns``: the log columns the run's readers read (:class:`kinesim.log.ShardLog`),
+        all by default."""
         self.spec = spec
         self.limits = spec.limits
         self.metrics = metrics
         self.shards: list[Shard] = []
+        self.log_columns = stored_columns(log_columns)
         self.next_seq = 0  # stream-wide counter: unique in the stream, increasing per shard
         self.status = "ACTIVE"  # StreamStatus: ACTIVE, or UPDATING while a reshard is in progress
         self.events: list[Event] = []  # the ``events`` trace (kinesim.resharding and others append)
         self.on_reshard: list = []  # callbacks ``f(new_shards, now)`` run after each reshard
         self.writes = WriteLimiter(0, self.limits.write_records_per_s, self.limits.write_bytes_per_s,
                                    self.limits.write_model, self.limits.burst)
+        self._key_hi = self._key_lo = self._key_offset = None  # the partition-key tables (set_partition_keys)
         for start, end in even_ranges(spec.shards):
             self._open_shard(start, end, 0.0)
         self._rebuild_router()
@@ -90,7 +98,7 @@ class Stream:
     # ------------------------------------------------------------ shards
     def _open_shard(self, start: int, end: int, now: float, parent: str | None = None, adjacent: str | None = None) -> Shard:
         i = len(self.shards)
-        shard = Shard(i, f"shardId-{i:012d}", start, end, now, ShardLog(),
+        shard = Shard(i, f"shardId-{i:012d}", start, end, now, ShardLog(columns=self.log_columns),
                       ReadLimiter(self.limits.read_calls_per_s, self.limits.read_bytes_per_s),
                       parent, adjacent, starting_seq=self.next_seq)
         self.shards.append(shard)
@@ -100,6 +108,18 @@ class Stream:
     def _rebuild_router(self) -> None:
         open_shards = [s for s in self.shards if s.closed_at is None]
         self.router = Router([s.start_hash for s in open_shards], [s.index for s in open_shards])
+        if self._key_hi is not None:
+            self.key_shard = self.router.route(self._key_hi, self._key_lo)
+
+    def set_partition_keys(self, tables: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """The partition keys records can have: per fleet, the ``(hi, lo)`` MD5 hash keys of its
+        key table (:class:`kinesim.fleet.Fleet`). Each key is routed once here and again after
+        every reshard (``key_shard``, concatenated in fleet order), so :meth:`route` is a gather."""
+        sizes = [len(hi) for hi, _ in tables]
+        self._key_hi = np.concatenate([hi for hi, _ in tables])
+        self._key_lo = np.concatenate([lo for _, lo in tables])
+        self._key_offset = np.concatenate(([0], np.cumsum(sizes[:-1]))).astype(np.int64) if len(tables) > 1 else None
+        self._rebuild_router()
 
     def open_shards(self) -> list[Shard]:
         return [s for s in self.shards if s.closed_at is None]
@@ -147,8 +167,13 @@ class Stream:
             callback(new, now)
 
     def route(self, batch: RecordBatch) -> np.ndarray:
-        """Index of the open shard for each record (MD5 hash key in the shard's range)."""
-        return self.router.route(batch.hash_hi, batch.hash_lo)
+        """Index of the open shard for each record (its partition key's MD5 hash key in the
+        shard's range): a lookup of ``(fleet, key)`` in the table of :meth:`set_partition_keys`."""
+        if self._key_hi is None:
+            raise RuntimeError("Stream.route needs the partition-key tables: call set_partition_keys first")
+        if self._key_offset is None:  # one fleet
+            return self.key_shard[batch.key]
+        return self.key_shard[self._key_offset[batch.fleet] + batch.key]
 
     # ------------------------------------------------------------ writes
     def put(self, now: float, users: RecordBatch, user_k: np.ndarray, k_shard: np.ndarray, k_size: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -162,75 +187,114 @@ class Stream:
         acc_k, _ = self.accept(now, k_shard, k_size)
         return self.commit(np.full(len(k_shard), now), users, user_k, k_shard, k_size, acc_k)
 
-    def accept(self, now: float, k_shard: np.ndarray, k_size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def accept(self, now: float, k_shard: np.ndarray, k_size: np.ndarray, compiled: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Which Kinesis records (in arrival order) the shards accept with the capacity they have
         at ``now`` (the window of ``now``), without taking it. Returns the mask and the records
-        capacity each shard had (so a caller can tell whether the record limit was exhausted)."""
+        capacity each shard had (so a caller can tell whether the record limit was exhausted).
+        ``compiled``: use the numba twin of :func:`kinesim.limits.accept_prefix` (same result)."""
         avail_r, avail_b = self.writes.available(now)
-        return accept_prefix(k_shard, k_size, avail_r, avail_b), avail_r
+        return accept_prefix(k_shard, k_size, avail_r, avail_b, compiled), avail_r
 
     def commit(self, k_time: np.ndarray, users: RecordBatch, user_k: np.ndarray, k_shard: np.ndarray,
                k_size: np.ndarray, acc_k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Write the accepted Kinesis records (``acc_k``), each arriving at ``k_time``: take their
         capacity, count the CloudWatch metrics, assign sequence numbers (in arrival-time order, then
         shard order: unique in the stream and increasing per shard) and append them to the logs.
-        All ``k_time`` must fall in one write window. Returns what :meth:`put` returns."""
+        All ``k_time`` must fall in one write window; every Kinesis record holds a user record.
+        Returns what :meth:`put` returns."""
         n_shards = len(self.shards)
-        acc_shard, acc_size = k_shard[acc_k], k_size[acc_k]
-        self.writes.consume(np.bincount(acc_shard, minlength=n_shards),
-                            np.bincount(acc_shard, weights=acc_size, minlength=n_shards))
-        single_time = len(k_time) == 0 or k_time[0] == k_time[-1] and k_time.min() == k_time.max()
-        m = self.metrics
-        m.add_records("IncomingRecords", k_time[acc_k], acc_shard, None, single_time)
-        m.add_records("IncomingBytes", k_time[acc_k], acc_shard, acc_size, single_time)
-        m.add_put_payload_units(acc_size)
-        m.add_records("WriteProvisionedThroughputExceeded", k_time[~acc_k], k_shard[~acc_k], None, single_time)
-        # sequence numbers: in arrival-time order, then shard order, then arrival order
-        k_seq = np.full(len(k_shard), -1, dtype=np.int64)
         acc_idx = np.flatnonzero(acc_k)
-        if single_time:
-            order = acc_idx[stable_order(k_shard[acc_idx], n_shards)]
-            by_shard = order
+        acc_shard, acc_size = k_shard[acc_idx], k_size[acc_idx]
+        n_acc = np.bincount(acc_shard, minlength=n_shards)
+        b_acc = np.bincount(acc_shard, weights=acc_size, minlength=n_shards)
+        self.writes.consume(n_acc, b_acc)
+        single_time = len(k_time) == 0 or k_time[0] == k_time[-1] and k_time.min() == k_time.max()
+        ordered = single_time or bool(np.all(k_time[1:] >= k_time[:-1]))  # times do not decrease
+        self._count_writes(k_time, k_shard, acc_k, acc_shard, acc_size, n_acc, b_acc, ordered)
+        k_seq, by_shard = self._number(k_time, k_shard, acc_idx, acc_shard, single_time, ordered)
+        n = len(user_k)
+        if n == len(k_shard):  # one user record per Kinesis record (``user_k`` is 0, 1, 2, ...)
+            accepted, seq, subseq, k_start = acc_k, k_seq, np.zeros(n, dtype=np.int32), None
+        else:  # KPL aggregates: Kinesis record k holds the user rows ``[k_start[k], k_start[k + 1])``
+            accepted, seq = acc_k[user_k], k_seq[user_k]
+            k_start = np.flatnonzero(np.diff(user_k, prepend=-1))
+            subseq = (np.arange(n) - np.repeat(k_start, np.diff(k_start, append=n))).astype(np.int32)
+        if len(by_shard):
+            self._append(users, by_shard, k_start, subseq, n_acc, k_time, k_size, k_seq, single_time)
+        return accepted, seq, subseq
+
+    def _count_writes(self, k_time, k_shard, acc_k, acc_shard, acc_size, n_acc, b_acc, ordered) -> None:
+        """CloudWatch ``IncomingRecords``/``IncomingBytes`` of the accepted Kinesis records,
+        ``WriteProvisionedThroughputExceeded`` of the rejected ones, and PUT payload units. When
+        all times fall in one metrics period these are the per-shard sums :meth:`commit` made."""
+        m = self.metrics
+        m.add_put_payload_units(acc_size)
+        if len(k_time) == 0:
+            return
+        t0, t1 = (float(k_time[0]), float(k_time[-1])) if ordered else (float(k_time.min()), float(k_time.max()))
+        if m.grid.index(t0) == m.grid.index(t1):
+            m.add("IncomingRecords", t0, n_acc)
+            m.add("IncomingBytes", t0, b_acc)
+            m.add("WriteProvisionedThroughputExceeded", t0, np.bincount(k_shard, minlength=len(n_acc)) - n_acc)
         else:
-            order = acc_idx[np.lexsort((k_shard[acc_idx], k_time[acc_idx]))]
+            rejected = ~acc_k
+            m.add_records("IncomingRecords", k_time[acc_k], acc_shard, None, False)
+            m.add_records("IncomingBytes", k_time[acc_k], acc_shard, acc_size, False)
+            m.add_records("WriteProvisionedThroughputExceeded", k_time[rejected], k_shard[rejected], None, False)
+
+    def _number(self, k_time, k_shard, acc_idx, acc_shard, single_time, ordered) -> tuple[np.ndarray, np.ndarray]:
+        """Sequence numbers of the Kinesis records (-1 if rejected): in arrival-time order, then
+        shard order, then arrival order. Also returns the accepted ones grouped by shard in
+        sequence order: when the times do not decrease, a stable sort by shard."""
+        n_shards = len(self.shards)
+        k_seq = np.full(len(k_shard), -1, dtype=np.int64)
+        if ordered:
+            by_shard = acc_idx[stable_order(acc_shard, n_shards)]
+            order = by_shard
+            if not single_time and len(acc_idx):  # by (rank of the time, shard): a small int key
+                t = k_time[acc_idx]
+                rank = np.concatenate(([0], np.cumsum(t[1:] != t[:-1])))
+                order = acc_idx[stable_order(rank * n_shards + acc_shard, (int(rank[-1]) + 1) * n_shards)]
+        else:
+            order = acc_idx[np.lexsort((acc_shard, k_time[acc_idx]))]
             by_shard = order[stable_order(k_shard[order], n_shards)]
         k_seq[order] = self.next_seq + np.arange(len(order))
         self.next_seq += len(order)
-        aggregated = len(user_k) != len(k_shard)
-        if aggregated:
-            accepted = acc_k[user_k]
-            seq = k_seq[user_k]
-            first = np.ones(len(user_k), dtype=bool)
-            first[1:] = user_k[1:] != user_k[:-1]
-            run_start = np.maximum.accumulate(np.where(first, np.arange(len(user_k)), 0))
-            subseq = (np.arange(len(user_k)) - run_start).astype(np.int32)
-            idx = np.flatnonzero(accepted)
-            idx = idx[np.lexsort((seq[idx], k_shard[user_k[idx]]))]  # by shard, then sequence
-        else:
-            accepted, seq = acc_k, k_seq
-            first = np.ones(len(user_k), dtype=bool)
-            subseq = np.zeros(len(user_k), dtype=np.int32)
-            idx = by_shard
-        if len(idx):
-            self._append(users, user_k, idx, first, k_size, k_shard, k_time, seq, subseq)
-        return accepted, seq, subseq
+        return k_seq, by_shard
 
-    def _append(self, users, user_k, idx, first, k_size, k_shard, k_time, seq, subseq) -> None:
-        """Append user rows ``idx`` (grouped by shard, in sequence order) to their shards' logs."""
-        kk = user_k[idx]
-        cols = {
-            "arrival": k_time[kk], "event": users.event_time[idx], "size": users.size[idx], "seq": seq[idx],
-            "subseq": subseq[idx], "trace": users.trace[idx], "fleet": users.fleet[idx],
-            "sensor": users.sensor[idx], "key": users.key[idx],
-        }
-        k_first = first[idx]
-        k_bytes = np.where(k_first, k_size[kk], 0)
-        shard_of = k_shard[kk]
-        bounds = np.flatnonzero(shard_of[1:] != shard_of[:-1]) + 1
-        edges = [0, *bounds.tolist(), len(idx)]
-        for a, b in zip(edges[:-1], edges[1:]):
-            shard = self.shards[int(shard_of[a])]
-            shard.log.append({name: col[a:b] for name, col in cols.items()}, k_first[a:b], k_bytes[a:b], shard.keep_from())
+    def _append(self, users, by_shard, k_start, subseq, n_acc, k_time, k_size, k_seq, single_time) -> None:
+        """Append the accepted Kinesis records ``by_shard`` (grouped by shard, ``n_acc`` each, in
+        sequence order) to their shards' logs, one row per user record (``k_start``: see
+        :meth:`commit`; ``None`` when each holds one). Each stored column is built once for all
+        shards."""
+        stored = self.log_columns
+        ksz = k_size[by_shard]
+        kb_end = np.cumsum(ksz)  # Kinesis-record columns, counted from 0 (ShardLog.append shifts them)
+        cols = {"arrival": np.full(len(by_shard), k_time[0]) if single_time else k_time[by_shard],
+                "k_index": np.arange(len(by_shard)), "kb_start": kb_end - ksz, "kb_end": kb_end}
+        if "seq" in stored:
+            cols["seq"] = k_seq[by_shard]
+        ends = np.cumsum(n_acc)
+        if k_start is None:
+            idx = by_shard
+            if "subseq" in stored:
+                cols["subseq"] = subseq[: len(idx)]  # zeros
+        else:  # the user rows of each Kinesis record, in order
+            lens = np.diff(k_start, append=len(subseq))[by_shard]
+            row_end = np.cumsum(lens)
+            idx = np.repeat(k_start[by_shard] - (row_end - lens), lens) + np.arange(row_end[-1])
+            cols = {name: np.repeat(col, lens) for name, col in cols.items()}
+            if "subseq" in stored:
+                cols["subseq"] = subseq[idx]
+            ends = np.concatenate(([0], row_end))[ends]
+        for name, column in _USER_COLUMNS:
+            if name in stored:
+                cols[name] = getattr(users, column)[idx]
+        a = 0
+        for shard, b in zip(self.shards, ends.tolist()):
+            if b > a:
+                shard.log.append(cols, a, b, shard.keep_from())
+            a = b
 
     # ------------------------------------------------------------ reads
     def get_records(self, shard: Shard, position: int, now: float, max_records: int) -> ReadResult:
@@ -250,17 +314,9 @@ class Stream:
         if not shard.reads.allow(now):
             self.metrics.add_one("ReadProvisionedThroughputExceeded", now, shard.index, 1)
             return ReadResult(True, start, start, position, tip=tip)
-        end = log.find_end(start, max_records, self.limits.get_records_max_bytes, tip)
-        if end > start:
-            k0, b0 = log.k_before(start)
-            k1, b1 = log.k_before(end)
-            shard.reads.charge(b1 - b0)
-            self.metrics.add_one("OutgoingRecords", now, shard.index, k1 - k0)
-            self.metrics.add_one("OutgoingBytes", now, shard.index, b1 - b0)
-            age = (now - float(log.column("arrival", end - 1, end)[0])) * 1000.0
-        else:
-            shard.reads.charge(0)
-            age = 0.0
-        behind = (now - float(log.column("arrival", end, end + 1)[0])) * 1000.0 if end < tip else 0.0
-        self.metrics.max_one("GetRecords.IteratorAgeMilliseconds", now, shard.index, age)
+        end, records, nbytes = log.read_span(start, max_records, self.limits.get_records_max_bytes, tip)
+        shard.reads.charge(nbytes)
+        age = (now - log.arrival_at(end - 1)) * 1000.0 if end > start else 0.0
+        behind = (now - log.arrival_at(end)) * 1000.0 if end < tip else 0.0
+        self.metrics.add_read(now, shard.index, records, nbytes, age)
         return ReadResult(False, start, end, position, age, behind, tip)

@@ -79,13 +79,20 @@ class RecordTrace:
         self.cols["subseq"][rows] = subseq[ok]
         self.cols["arrival_time"][rows] = now[ok] if isinstance(now, np.ndarray) else now
 
-    def dropped(self, batch: RecordBatch, reason: int) -> None:
-        t = batch.trace[batch.trace >= 0]
+    def dropped(self, trace: np.ndarray, reason: int) -> None:
+        """Records given up (their ``trace`` rows, -1 = not sampled) for DROP_REASONS[reason]."""
+        t = trace[trace >= 0]
         self.cols["drop_reason"][t] = reason if len(t) else 0
 
-    def processed(self, consumer: int, trace: np.ndarray, times: np.ndarray) -> None:
+    def processed(self, consumer: int, trace: np.ndarray, times: float | np.ndarray) -> None:
+        """Records (trace rows, -1 = not sampled) processed by ``consumer`` at ``times`` (one
+        time, or one per record)."""
+        if self.n == 0:  # no record sampled yet
+            return
         sel = trace >= 0
-        self.cols[f"processed.{consumer}"][trace[sel]] = times[sel]
+        rows = trace[sel]
+        if len(rows):
+            self.cols[f"processed.{consumer}"][rows] = times[sel] if isinstance(times, np.ndarray) else times
 
     def delivered(self, trace: np.ndarray, time: float) -> None:
         """Records (trace rows, -1 = not sampled) delivered to S3 at ``time`` by Firehose."""

@@ -34,6 +34,7 @@ import numpy as np
 
 from kinesim.batch import RecordBatch
 from kinesim.producer import Producer, aggregate
+from kinesim.retry_window import BACKOFF_CODES, DROPPED_MAX_ATTEMPTS, DROPPED_TTL, RetryPolicy, retry_chain
 
 
 def tick(k, dt: float):
@@ -68,6 +69,7 @@ class ProducerGroup:
         self.grid = grid
         self.duration = duration
         self.fast = stream.limits.write_model == "window"
+        self.compiled = False  # use the numba twins (:mod:`kinesim.compiled`); same results
         self.windows_fast = 0
         self.windows_replayed = 0
 
@@ -127,78 +129,94 @@ class ProducerGroup:
     def _fast_window(self, plan, new) -> bool:
         """The whole window at once; returns False (having changed nothing) when not exact."""
         limits = self.stream.limits
+        all_t = np.unique(np.concatenate([times for times, _ in plan]))  # the window's flush times
         parts, keys = [], []
         for i, ((times, _), (batch, f), prod) in enumerate(zip(plan, new, self.producers)):
             if not len(times):
                 continue
-            ttl = prod.spec.record_ttl
             pend = prod.pending
             due_mask = pend.ready_time <= times[-1] + 1e-9 if len(pend) else np.zeros(0, bool)
             due = pend.take(due_mask) if len(pend) else pend
             f_due = np.searchsorted(times, due.ready_time - 1e-9, side="left")
-            expired = times[f_due] - due.event_time > ttl + 1e-9
+            expired = times[f_due] - due.event_time > prod.spec.record_ttl + 1e-9
             too_large = batch.size > limits.max_record_size
             parts.append((i, due_mask, due, f_due, expired, batch, f, too_large))
-            ok_due, ok_new = ~expired, ~too_large
-            for sub, fl, kind in ((due.take(ok_due), f_due[ok_due], 0), (batch.take(ok_new), f[ok_new], 1)):
-                keys.append((sub, times[fl], np.full(len(sub), i), np.full(len(sub), kind)))
-        users = RecordBatch.concat([k[0] for k in keys])
-        t_user = np.concatenate([k[1] for k in keys]) if keys else np.zeros(0)
-        fleet_of = np.concatenate([k[2] for k in keys]).astype(np.int64) if keys else np.zeros(0, np.int64)
-        kind = np.concatenate([k[3] for k in keys]).astype(np.int64) if keys else np.zeros(0, np.int64)
-        shard = self.stream.route(users)
-        agg = np.array([p.spec.aggregation for p in self.producers])[fleet_of]
+            rank = np.searchsorted(all_t, times)  # this fleet's flushes among all fleets'
+            for sub, fl, kind, ok in ((due, f_due, 0, ~expired), (batch, f, 1, ~too_large)):
+                if not ok.all():
+                    sub, fl = sub.take(ok), fl[ok]
+                if len(sub):
+                    keys.append((sub, fl, (rank[fl] * len(self.producers) + i) * 2 + kind))
+        flush = np.concatenate([k[1] for k in keys]) if keys else np.zeros(0, np.int64)  # index in the fleet's times
+        key = np.concatenate([k[2] for k in keys]) if keys else np.zeros(0, np.int64)
+        aggregating = [p.spec.aggregation for p in self.producers]
+        fleet_of = (key // 2) % len(self.producers)
+        agg = np.array(aggregating)[fleet_of] if any(aggregating) else None
+        shard = None
         # per flush (time, then fleet): retries before new records; an aggregating fleet groups by shard
-        all_t = np.unique(np.concatenate([times for times, _ in plan]))  # the window's flush times
-        key = np.searchsorted(all_t, t_user) * len(self.producers) + fleet_of
-        if agg.any():
-            key = key * (len(self.stream.shards) + 1) + np.where(agg, shard + 1, 0)
-        key = key * 2 + kind
+        if agg is not None:
+            shard = self.stream.route(RecordBatch.concat([k[0] for k in keys]))
+            key = (key // 2 * (len(self.stream.shards) + 1) + np.where(agg, shard + 1, 0)) * 2 + key % 2
         if len(key) and not np.all(key[1:] >= key[:-1]):
             small = key.max() < np.iinfo(np.int16).max
             order = np.argsort(key.astype(np.int16) if small else key, kind="stable")
-            users, t_user, fleet_of, shard, agg = users.take(order), t_user[order], fleet_of[order], shard[order], agg[order]
+            users = RecordBatch.concat_ordered([k[0] for k in keys], order)
+            flush, key, fleet_of = flush[order], key[order], fleet_of[order]
+            shard = shard[order] if shard is not None else None
+            agg = agg[order] if agg is not None else None
+        else:
+            users = RecordBatch.concat([k[0] for k in keys])
+        if shard is None:
+            shard = self.stream.route(users)
+        t_user = self._flush_times(plan, fleet_of, flush)
         user_k, k_size, k_shard, k_time, k_fleet = self._kinesis_records(users, t_user, fleet_of, shard, agg)
         if len(k_shard) == 0:
             self._commit_drops(parts, plan)
             return True
-        t_first = float(k_time[0])
-        acc_k, avail_records = self.stream.accept(t_first, k_shard, k_size)
+        acc_k, avail_records = self.stream.accept(float(k_time[0]), k_shard, k_size, self.compiled)
         n_shards = len(self.stream.shards)
         rejected = np.bincount(k_shard[~acc_k], minlength=n_shards)
-        accepted_n = np.bincount(k_shard[acc_k], minlength=n_shards)
-        if np.any((rejected > 0) & (accepted_n < avail_records)):
+        if rejected.any() and np.any((rejected > 0) & (np.bincount(k_shard[acc_k], minlength=n_shards) < avail_records)):
             return False
         # ---- exact: commit
         self._commit_drops(parts, plan)
         accepted, seq, subseq = self.stream.commit(k_time, users, user_k, k_shard, k_size, acc_k)
         self.trace.put_outcome(users, accepted, shard, seq, subseq, t_user)
-        periods = self.grid.indices(t_user)
+        k_flush = flush[np.searchsorted(user_k, np.arange(len(k_size)))] if agg is not None else flush
         for i, prod in enumerate(self.producers):
-            sel = fleet_of == i
-            if not sel.any():
+            times = plan[i][0]
+            if not len(times):
                 continue
-            st = prod.stats
-            st.add_at("put_attempts", periods[sel])
-            st.add_at("records_accepted", periods[sel & accepted])
-            ks = k_fleet == i
-            sent = [(k_time[ks], k_size[ks], acc_k[ks])]
-            rej = sel & ~accepted
-            if rej.any():
-                st.add_at("records_throttled", periods[rej])
-                band = np.where(kind[rej] == 0, 0.0, 2.0)  # due retries come before new records
-                key = np.column_stack([t_user[rej], np.where(agg[rej], shard[rej], 0), band, np.flatnonzero(rej)])
-                self._retry_in_window(prod, users.take(rej), t_user[rej], shard[rej], plan[i][0], sent, key)
-            self._count_calls(prod, *(np.concatenate(parts) for parts in zip(*sent)))
+            single = len(self.producers) == 1
+            ks = slice(None) if single else k_fleet == i
+            per_flush = _PerFlush(len(times))
+            per_flush.add_sent(k_flush[ks], k_size[ks], acc_k[ks])
+            st, p_flush = prod.stats, self.grid.indices(times)
+            mine = slice(None) if single else fleet_of == i
+            st.add_at("put_attempts", p_flush, np.bincount(flush[mine], minlength=len(times)))
+            st.add_at("records_accepted", p_flush, np.bincount(flush[accepted if single else mine & accepted], minlength=len(times)))
+            rej = np.flatnonzero(~accepted if single else mine & ~accepted)
+            if len(rej):
+                st.add_at("records_throttled", p_flush, np.bincount(flush[rej], minlength=len(times)))
+                self._retry_in_window(prod, users, rej, flush[rej], key[rej] % 2, shard[rej], times, per_flush)
+            per_flush.count_calls(st, p_flush, limits)
         return True
+
+    @staticmethod
+    def _flush_times(plan, fleet_of: np.ndarray, flush: np.ndarray) -> np.ndarray:
+        """Time (s) of each record's flush: ``flush`` indexes the times of fleet ``fleet_of``."""
+        if len(plan) == 1:
+            return plan[0][0][flush]
+        offsets = np.cumsum([0] + [len(times) for times, _ in plan])
+        return np.concatenate([times for times, _ in plan])[offsets[fleet_of] + flush]
 
     def _kinesis_records(self, users, t_user, fleet_of, shard, agg):
         """Kinesis records of the sorted user records: KPL aggregates per (flush, fleet, shard) for
         aggregating fleets (:func:`kinesim.producer.aggregate`), one per user record otherwise.
         Returns the Kinesis record of each user record and each Kinesis record's size, shard,
-        time and fleet."""
+        time and fleet. ``agg`` (bool per record, or None: no fleet aggregates)."""
         n = len(users)
-        if not agg.any():
+        if agg is None or not agg.any():
             return np.arange(n), users.size, shard, t_user, fleet_of
         first = ~agg
         packed = []  # (user rows starting an aggregate, the aggregates' sizes) per aggregating fleet
@@ -217,106 +235,47 @@ class ProducerGroup:
             k_size[k_index[rows]] = sizes
         return k_index, k_size, shard[first], t_user[first], fleet_of[first]
 
-    def _count_calls(self, prod, k_time, k_size, acc_k) -> None:
-        """Count PutRecords calls per flush from all Kinesis records sent at each flush time."""
-        if len(k_time) == 0:
-            return
-        if not np.all(k_time[1:] >= k_time[:-1]):
-            order = np.argsort(k_time, kind="stable")
-            k_time, k_size, acc_k = k_time[order], k_size[order], acc_k[order]
-        limits = self.stream.limits
-        edges = np.flatnonzero(np.diff(k_time)) + 1
-        starts = np.concatenate(([0], edges))
-        n = np.diff(np.concatenate((starts, [len(k_time)])))
-        nbytes = np.add.reduceat(k_size, starts)
-        n_acc = np.add.reduceat(acc_k.astype(np.int64), starts)
-        calls = np.maximum(-(-n // limits.put_records_max_records), -(-nbytes // limits.put_records_max_bytes))
-        failed = np.where(n_acc < n, calls - n_acc // limits.put_records_max_records, 0)
-        p = self.grid.indices(k_time[starts])
-        st = prod.stats
-        st.add_at("put_records_calls", p, calls)
-        st.add_at("put_records_failed_calls", p, failed)
-        st.add_at("kinesis_records_sent", p, n)
-
-    def _retry_in_window(self, prod: Producer, rejected: RecordBatch, t_rej: np.ndarray, shard: np.ndarray,
-                         times: np.ndarray, sent: list, key: np.ndarray) -> None:
-        """Retries of records rejected at ``t_rej``: those due again inside this window meet a
-        shard whose record capacity is spent, so each such attempt is throttled too. Records due
-        after the window go back to the producer's retry buffer in the order flush-by-flush
-        sending would have queued them: by the time of their last rejection, then their place in
-        that flush. ``key`` holds, per record, the columns that order it (time, shard for an
-        aggregating fleet, band: 0 due retry / 1 retry of this window / 2 new record, position);
-        a retry of this window is ordered by its earlier key, so keys grow by a prefix per attempt."""
-        st = prod.stats
-        ttl = prod.spec.record_ttl
-        max_attempts = prod.spec.retries.max_attempts
-        idx = np.arange(len(rejected))  # rows of ``rejected`` still being retried
-        attempts = rejected.attempts.copy()
-        event = rejected.event_time
-        trace = rejected.trace
-        agg = prod.spec.aggregation
-        spilled: list[tuple[np.ndarray, RecordBatch]] = []
-        while len(idx):
-            attempts_now = attempts[idx] + 1
-            p = self.grid.indices(t_rej)
-            tr = trace[idx]
-            if (tr >= 0).any():
-                self.trace.cols["attempts"][tr[tr >= 0]] = attempts_now[tr >= 0]
-            spent = attempts_now >= max_attempts
-            if spent.any():
-                prod._drop(p[spent], rejected.take(idx[spent]), "max_attempts")
-                keep = ~spent
-                idx, attempts_now, t_rej, p, shard, key = (idx[keep], attempts_now[keep], t_rej[keep], p[keep],
-                                                           shard[keep], key[keep])
-            if not len(idx):
-                break
-            attempts[idx] = attempts_now
-            st.add_at("records_retried", p)
-            ready = t_rej + prod.backoff(attempts_now)
-            # the first flush at or after ``ready`` and after the one that rejected them: the
-            # flush at ``t_rej`` has already taken its due records (``backoff: none`` retries at
-            # the next flush, as Producer.flush does)
-            f = np.maximum(np.searchsorted(times, ready - 1e-9, side="left"),
-                           np.searchsorted(times, t_rej, side="right"))
-            inside = f < len(times)
-            if not inside.all():
-                out = ~inside
-                later = rejected.take(idx[out]).replace(attempts=attempts_now[out], ready_time=ready[out])
-                spilled.append((key[out], later))
-                idx, f, shard, key = idx[inside], f[inside], shard[inside], key[inside]
-            if not len(idx):
-                break
-            t_next = times[f]
-            expired = t_next - event[idx] > ttl + 1e-9
-            if expired.any():
-                prod._drop(self.grid.indices(t_next[expired]), rejected.take(idx[expired]), "record_ttl")
-                keep = ~expired
-                idx, t_next, shard, key = idx[keep], t_next[keep], shard[keep], key[keep]
-            if not len(idx):
-                break
-            pn = self.grid.indices(t_next)
-            st.add_at("put_attempts", pn)
-            st.add_at("records_throttled", pn)
-            if prod.spec.aggregation:
-                order = np.lexsort((shard, t_next))
-                idx, t_next, shard, key = idx[order], t_next[order], shard[order], key[order]
-                brk = np.ones(len(idx), dtype=bool)
-                brk[1:] = t_next[1:] != t_next[:-1]
-                user_k, k_size, k_shard = aggregate(rejected.size[idx], shard, prod.spec.aggregation_max_size, breaks=brk)
-                first = np.ones(len(idx), dtype=bool)
-                first[1:] = user_k[1:] != user_k[:-1]
-                k_time = t_next[first]
-            else:
-                k_shard, k_size, k_time = shard, rejected.size[idx], t_next
-            self.stream.metrics.add_records("WriteProvisionedThroughputExceeded", k_time, k_shard, None, False)
-            sent.append((k_time, k_size, np.zeros(len(k_time), dtype=bool)))
-            key = np.column_stack([t_next, shard if agg else np.zeros(len(idx)), np.ones(len(idx)), key])
-            t_rej = t_next
-        if spilled:
-            width = max(k.shape[1] for k, _ in spilled)
-            keys = np.vstack([np.pad(k, ((0, 0), (0, width - k.shape[1]))) for k, _ in spilled])
-            later = RecordBatch.concat([b for _, b in spilled])
-            prod.pending = RecordBatch.concat([prod.pending, later.take(np.lexsort(keys.T[::-1]))])
+    def _retry_in_window(self, prod: Producer, users: RecordBatch, rej: np.ndarray, flush: np.ndarray,
+                         kind: np.ndarray, shard: np.ndarray, times: np.ndarray, per_flush: "_PerFlush") -> None:
+        """The rest of the window for the user records ``users[rej]`` of ``prod`` that the main pass
+        rejected (in send order, sent at flush indices ``flush`` of ``times``; ``kind`` 0 = due
+        retry, 1 = new record): their shards have spent their record capacity, so every retry that
+        falls in this window is throttled too (:func:`kinesim.retry_window.retry_chain`). Counts
+        those attempts, drops what runs out of attempts or ``record_ttl``, and hands the rest back
+        to the producer's retry buffer in queue order."""
+        spec = prod.spec
+        r = spec.retries
+        policy = RetryPolicy(r.max_attempts, BACKOFF_CODES[r.backoff], float(r.base), float(r.max),
+                             r.jitter == "full", float(spec.record_ttl))
+        out = retry_chain(flush, np.where(kind == 0, 0, 2), shard, users.event_time[rej], users.attempts[rej], times,
+                          policy, bool(spec.aggregation), prod.rng, self.compiled)
+        st, p_flush = prod.stats, self.grid.indices(times)
+        st.add_at("records_retried", p_flush, out.retried)
+        for fate, reason in ((DROPPED_MAX_ATTEMPTS, "max_attempts"), (DROPPED_TTL, "record_ttl")):
+            rows = np.flatnonzero(out.fate == fate)
+            if len(rows):
+                prod.drop_counted(p_flush[out.when[rows]], users.trace[rej[rows]], reason)
+        tr = users.trace[rej]
+        traced = tr >= 0
+        if traced.any():
+            self.trace.cols["attempts"][tr[traced]] = out.attempts[traced]
+        if len(out.sent_row):
+            st.add_at("put_attempts", p_flush, np.bincount(out.sent_flush, minlength=len(times)))
+            st.add_at("records_throttled", p_flush, np.bincount(out.sent_flush, minlength=len(times)))
+            k_flush, k_shard, k_size = out.sent_flush, shard[out.sent_row], users.size[rej[out.sent_row]]
+            if spec.aggregation:  # the re-sent records of a flush go in aggregates of their own
+                order = np.lexsort((k_shard, k_flush))
+                k_flush, k_shard, k_size = k_flush[order], k_shard[order], k_size[order]
+                brk = np.ones(len(k_flush), dtype=bool)
+                brk[1:] = k_flush[1:] != k_flush[:-1]
+                user_k, k_size, k_shard = aggregate(k_size, k_shard, spec.aggregation_max_size, breaks=brk)
+                k_flush = k_flush[np.flatnonzero(np.diff(np.concatenate(([-1], user_k))))]
+            self.stream.metrics.add_records("WriteProvisionedThroughputExceeded", times[k_flush], k_shard, None, False)
+            per_flush.add_sent(k_flush, k_size)
+        if len(out.queue):
+            q = out.queue
+            later = users.take(rej[q]).replace(attempts=out.attempts[q], ready_time=out.ready[q])
+            prod.pending = RecordBatch.concat([prod.pending, later])
 
     def _commit_drops(self, parts, plan) -> None:
         """Take the due retries out of the producers' buffers; drop what is too old or too large;
@@ -331,3 +290,32 @@ class ProducerGroup:
                 prod._drop(self.grid.indices(times[f_due[expired]]), due.take(expired), "record_ttl")
             if too_large.any():
                 prod._drop(self.grid.indices(times[f[too_large]]), batch.take(too_large), "record_too_large")
+
+
+class _PerFlush:
+    """Kinesis records sent per flush of one producer in one window, for counting PutRecords
+    calls: ``max(ceil(records / 500), ceil(bytes / 5 MiB))`` per flush (exact while the byte cap
+    does not bind), and failed calls as if each flush's accepted records came first."""
+
+    def __init__(self, n_flush: int):
+        self.n_flush = n_flush
+        self.records = np.zeros(n_flush, np.int64)
+        self.bytes = np.zeros(n_flush, np.int64)
+        self.accepted = np.zeros(n_flush, np.int64)
+
+    def add_sent(self, flush: np.ndarray, size: np.ndarray, accepted: np.ndarray | None = None) -> None:
+        """Kinesis records of ``size`` bytes sent at flush indices ``flush``; ``accepted`` (bool) or all rejected."""
+        if not len(flush):
+            return
+        self.records += np.bincount(flush, minlength=self.n_flush)
+        self.bytes += np.bincount(flush, weights=size, minlength=self.n_flush).astype(np.int64)
+        if accepted is not None:
+            self.accepted += np.bincount(flush[accepted], minlength=self.n_flush)
+
+    def count_calls(self, stats, p_flush: np.ndarray, limits) -> None:
+        n, n_acc = self.records, self.accepted
+        calls = np.maximum(-(-n // limits.put_records_max_records), -(-self.bytes // limits.put_records_max_bytes))
+        failed = np.where(n_acc < n, calls - n_acc // limits.put_records_max_records, 0)
+        stats.add_at("put_records_calls", p_flush, calls)
+        stats.add_at("put_records_failed_calls", p_flush, failed)
+        stats.add_at("kinesis_records_sent", p_flush, n)

@@ -174,7 +174,7 @@ def _batch(event_time: np.ndarray, size: int = 100) -> RecordBatch:
     n = len(event_time)
     return RecordBatch(
         event_time=event_time, fleet=np.zeros(n, np.int16), sensor=np.arange(n, dtype=np.int64),
-        key=np.arange(n, dtype=np.int64), hash_hi=np.zeros(n, np.uint64), hash_lo=np.arange(n, dtype=np.uint64),
+        key=np.arange(n, dtype=np.int64),
         size=np.full(n, size, np.int64), attempts=np.zeros(n, np.int32), ready_time=event_time,
         trace=np.full(n, -1, np.int64),
     )

@@ -13,6 +13,7 @@ import pandas.testing as pdt
 import pytest
 
 import kinesim
+from kinesim.compiled import compiled
 from kinesim.results import TRACES
 from kinesim.simulation import Simulation
 
@@ -90,16 +91,27 @@ def test_zero_backoff_retries_wait_for_the_next_flush(aggregation):
     assert (wait > accepted["attempts"] - 1 - 1e-6).all()
 
 
+@pytest.fixture(params=["numba", "numpy"])
+def kernels(request, monkeypatch):
+    """Run with the compiled twins (:mod:`kinesim._kernels`) and with their numpy versions."""
+    if request.param == "numba" and compiled("compiled_chain") is None:
+        pytest.skip("numba is not installed")
+    monkeypatch.setenv("KINESIM_NUMBA", "1" if request.param == "numba" else "0")
+    return request.param
+
+
+@pytest.mark.parametrize("jitter", ["none", "full"])
 @pytest.mark.parametrize("backoff", ["exponential", "constant", "none"])
 @pytest.mark.parametrize("aggregation", [False, True])
-def test_retries_inside_the_window_match_flush_by_flush(backoff, aggregation):
-    """Ten flushes per window and retries that fall inside the window and after it: without jitter
-    (so both paths draw nothing) every record has the same fate, attempts, shard and order, and
-    retries spill into the next window in the order flush-by-flush sending queues them."""
+def test_retries_inside_the_window_match_flush_by_flush(backoff, aggregation, jitter, kernels):
+    """Ten flushes per window and retries that fall inside the window and after it: every record
+    has the same fate, attempts, shard and order, and retries spill into the next window in the
+    order flush-by-flush sending queues them. With jitter, both paths draw the same backoffs: the
+    window's retries are replayed flush by flush (:mod:`kinesim.retry_window`)."""
     a, b = both_paths({
         "name": "paths", "duration": "10s", "seed": 5, "stream": {"shards": 2},
         "fleets": fleets("100ms", {"max_attempts": 5, "backoff": backoff, "base": "100ms", "max": "1s",
-                                   "jitter": "none"}, aggregation),
+                                   "jitter": jitter}, aggregation),
         "consumers": [{"name": "c", "poll_interval": "1s"}], "trace": {"records": "all"},
     })
     assert a["records_throttled"] > 0 and a["records_dropped_max_attempts"] > 0
