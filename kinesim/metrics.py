@@ -53,12 +53,16 @@ class ShardMetrics:
         self.values[name][self.grid.index(t), : len(per_shard)] += per_shard
 
     def add_records(self, name: str, times: np.ndarray, shard: np.ndarray, weights: np.ndarray | None, single_time: bool) -> None:
-        """Add one (or ``weights``) per record at ``times`` (s) to metric ``name`` of ``shard``."""
+        """Add one (or ``weights``) per record at ``times`` (s) to metric ``name`` of ``shard``;
+        ``single_time``: the caller knows that all ``times`` fall in one period."""
         if len(times) == 0:
             return
         values = self.values[name]
+        if single_time:
+            values[self.grid.index(float(times[0]))] += np.bincount(shard, weights=weights, minlength=values.shape[1])[: values.shape[1]]
+            return
         p = self.grid.indices(times)
-        if single_time or p[0] == p[-1] and p.min() == p.max():
+        if p[0] == p[-1] and p.min() == p.max():
             values[p[0]] += np.bincount(shard, weights=weights, minlength=values.shape[1])[: values.shape[1]]
         else:
             np.add.at(values, (p, shard), 1.0 if weights is None else weights)
