@@ -11,12 +11,13 @@ falls back to flush-by-flush otherwise:
   window capacity (:func:`kinesim.limits.accept_prefix`). This equals flush-by-flush acceptance
   whenever every shard that rejects anything has used its whole *record* capacity: then every
   later record of that shard and window is rejected in both models. A retry of a rejected record
-  that falls in the same window is then rejected again; the loop over such retries is per attempt,
-  vectorised. If some shard rejected records while it still had record capacity (the byte limit
-  bound first) or the model is ``token_bucket``, the window is replayed flush by flush.
+  that falls in the same window is then rejected again: :mod:`kinesim.retry_window` replays the
+  rejected records' flushes (one pass, no limits to check). If some shard rejected records while
+  it still had record capacity (the byte limit bound first) or the model is ``token_bucket``, the
+  window is replayed flush by flush.
 
 Every user record's fate, attempts, shard, order and retry queue position equal flush-by-flush
-sending's (``tests/test_writer_paths.py``). Two counts differ slightly: with KPL aggregation the
+sending's, and so do the backoff draws (``tests/test_writer_paths.py``, with and without jitter). Two counts differ slightly: with KPL aggregation the
 in-window retries are packed into aggregates of their own (so Kinesis-record counts of rejected
 retries differ), and failed PutRecords calls are counted as if each flush's accepted records came
 first.
@@ -260,8 +261,9 @@ class ProducerGroup:
         if traced.any():
             self.trace.cols["attempts"][tr[traced]] = out.attempts[traced]
         if len(out.sent_row):
-            st.add_at("put_attempts", p_flush, np.bincount(out.sent_flush, minlength=len(times)))
-            st.add_at("records_throttled", p_flush, np.bincount(out.sent_flush, minlength=len(times)))
+            per = np.bincount(out.sent_flush, minlength=len(times))
+            st.add_at("put_attempts", p_flush, per)
+            st.add_at("records_throttled", p_flush, per)
             k_flush, k_shard, k_size = out.sent_flush, shard[out.sent_row], users.size[rej[out.sent_row]]
             if spec.aggregation:  # the re-sent records of a flush go in aggregates of their own
                 order = np.lexsort((k_shard, k_flush))
