@@ -15,6 +15,7 @@ from typing import Annotated, NoReturn, Optional
 
 import typer
 
+from kinesim.errors import ScenarioError
 from kinesim.results import output_problem
 from kinesim.summary_format import fmt_seconds, summary_tables  # noqa: F401  (re-exported)
 
@@ -298,6 +299,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except CliError as exc:
         _error(exc.message)
         code = exc.code
+    except ScenarioError as exc:  # found while running (e.g. firehose.s3.root cannot be written)
+        _error(str(exc))
+        code = EXIT_BAD_INPUT
     except KeyboardInterrupt:
         _error("interrupted; no results were written")
         code = EXIT_INTERRUPTED

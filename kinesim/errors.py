@@ -11,7 +11,10 @@ class ScenarioError(ValueError):
     def __init__(self, path: str, message: str):
         self.path = path
         self.message = message
-        super().__init__(f"{path}: {message}" if path else message)
+        super().__init__(path, message)  # both in ``args``: SimPy re-raises process errors as type(e)(*e.args)
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
 
 
 def format_path(loc: tuple) -> str:

@@ -28,6 +28,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from kinesim.errors import ScenarioError
+
 #: File extension Firehose adds per output format and compression.
 EXTENSIONS = {("json", "gzip"): ".gz", ("json", "zip"): ".zip", ("json", "snappy"): ".snappy", ("json", "none"): "",
               ("parquet", "gzip"): ".parquet", ("parquet", "snappy"): ".parquet", ("parquet", "none"): ".parquet"}
@@ -184,7 +186,10 @@ class S3Store:
         if root is not None:
             import fsspec
 
-            self.fs, base = fsspec.core.url_to_fs(str(root))
+            try:
+                self.fs, base = fsspec.core.url_to_fs(str(root))
+            except (OSError, ValueError, ImportError) as exc:
+                raise ScenarioError("firehose.s3.root", f"cannot open {root!r}: {exc}") from None
             self.base = base.rstrip("/")
         self.rows: dict[str, list] = {c: [] for c in OBJECT_COLUMNS}
         self.events: list[np.ndarray | None] = []  # per object: event times (s), when kept
@@ -200,7 +205,9 @@ class S3Store:
         return self.fs is not None
 
     def path(self, key: str) -> str:
-        """Where the file of ``key`` is (in the store's filesystem)."""
+        """Where the file of ``key`` is (in the store's filesystem): always below ``root``."""
+        if key.startswith("/") or any(part in (".", "..") for part in key.split("/")):
+            raise ValueError(f"object key {key!r} would leave the bucket's folder")
         return f"{self.base}/{self.bucket}/{key}"
 
     def put(self, meta: dict, now: float, body: bytes | None = None, events: np.ndarray | None = None) -> int:
@@ -222,11 +229,15 @@ class S3Store:
         return index
 
     def write(self, key: str, body: bytes) -> None:
-        """Write ``body`` as the file of ``key``."""
+        """Write ``body`` as the file of ``key``. Raises :class:`~kinesim.errors.ScenarioError`
+        (``firehose.s3.root``) when the root cannot be written."""
         path = self.path(key)
-        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        with self.fs.open(path, "wb") as f:
-            f.write(body)
+        try:
+            self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            with self.fs.open(path, "wb") as f:
+                f.write(body)
+        except OSError as exc:
+            raise ScenarioError("firehose.s3.root", f"cannot write {path}: {exc.strerror or exc}") from None
 
     def read(self, key: str) -> pd.DataFrame:
         """The records of a written object as a DataFrame."""

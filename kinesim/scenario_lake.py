@@ -108,7 +108,7 @@ class S3Destination(Model):
     prefix: Annotated[str, AfterValidator(lambda p: _check_prefix(p, error=False))] = ""
     error_prefix: Annotated[str, AfterValidator(lambda p: _check_prefix(p, error=True))] = "!{firehose:error-output-type}/"
     write_files: bool = False
-    root: Optional[str] = None
+    root: Annotated[Optional[str], AfterValidator(_check_root)] = None
     put_latency: Seconds = 0.1
     failure_share: Share = 0.0
     retry_interval: PositiveSeconds = 5.0
@@ -123,7 +123,32 @@ def _check_prefix(prefix: str, error: bool) -> str:
             raise ValueError(f"unknown expression !{{{expr}}}; allowed: {', '.join('!{' + a + '}' for a in allowed)}")
     if len(prefix) > 512:
         raise ValueError(f"must be at most 512 characters, got {len(prefix)}")
+    return _check_key_path(prefix)
+
+
+def _check_key_path(prefix: str) -> str:
+    """Object keys become file paths under ``s3.root``: a prefix must stay below it."""
+    if prefix.startswith("/"):
+        raise ValueError(f"must not start with '/' (keys are relative to the bucket), got {prefix!r}")
+    if any(part in (".", "..") for part in prefix.split("/")):
+        raise ValueError(f"must not hold '.' or '..' path segments (keys are files under s3.root), got {prefix!r}")
     return prefix
+
+
+def _check_root(root: str | None) -> str | None:
+    """``s3.root`` must name a filesystem fsspec knows and can load (e.g. ``s3://`` needs s3fs)."""
+    if root is None:
+        return root
+    import fsspec
+
+    protocol = fsspec.utils.get_protocol(root)
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except (ValueError, ImportError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"cannot be written: {reason} (a local folder, or an fsspec URL whose package "
+                         "is installed, e.g. memory://, file://)") from None
+    return root
 
 
 class Firehose(Model):
@@ -185,4 +210,4 @@ class Emr(Model):
     per_object_overhead: Seconds = 0.2
     instance_type: str = "m5.xlarge"
     instance_price: Optional[InstancePrice] = None
-    output_prefix: str = "emr-output/"
+    output_prefix: Annotated[str, AfterValidator(_check_key_path)] = "emr-output/"

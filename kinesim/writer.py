@@ -151,7 +151,7 @@ class ProducerGroup:
         flush = np.concatenate([k[1] for k in keys]) if keys else np.zeros(0, np.int64)  # index in the fleet's times
         key = np.concatenate([k[2] for k in keys]) if keys else np.zeros(0, np.int64)
         aggregating = [p.spec.aggregation for p in self.producers]
-        fleet_of = (key // 2) % len(self.producers)
+        fleet_of = (key // 2) % len(self.producers) if len(self.producers) > 1 else np.zeros(len(key), np.int64)
         agg = np.array(aggregating)[fleet_of] if any(aggregating) else None
         shard = None
         # per flush (time, then fleet): retries before new records; an aggregating fleet groups by shard

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kinesim.compiled import compiled
+from kinesim.errors import ScenarioError
 from kinesim.retry_window import DROPPED_MAX_ATTEMPTS, DROPPED_TTL, QUEUED, RetryPolicy, retry_chain
 
 needs_numba = pytest.mark.skipif(compiled("compiled_chain") is None, reason="numba is not installed")
@@ -96,5 +97,9 @@ def test_only_large_runs_use_the_compiled_twins_unless_told(monkeypatch):
     assert use_kernels(LARGE_RUN_RECORDS) == (compiled("compiled_chain") is not None)
     monkeypatch.setenv("KINESIM_NUMBA", "0")
     assert not use_kernels(10 * LARGE_RUN_RECORDS)
-    monkeypatch.setenv("KINESIM_NUMBA", "1")
-    assert use_kernels(1) == (compiled("compiled_chain") is not None)
+    if compiled("compiled_chain") is not None:
+        monkeypatch.setenv("KINESIM_NUMBA", "1")
+        assert use_kernels(1)
+    monkeypatch.setenv("KINESIM_NUMBA", "yes")
+    with pytest.raises(ScenarioError, match="KINESIM_NUMBA: must be 0 .* got 'yes'"):
+        use_kernels(1)

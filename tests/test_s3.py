@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import re
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -199,3 +200,45 @@ def test_every_run_has_objects_jobs_and_cost_traces():
                                               "oldest_event_time", "newest_event_time"]
     assert results.s3_root is None
     assert results["cost_usd"] == pytest.approx(results["cost_usd.kinesis"]) and results["cost_usd.kinesis"] > 0
+
+
+LAKE_SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "lake-hourly-emr.yaml"
+
+
+@pytest.mark.parametrize("where, value, expected", [
+    ("firehose.s3.prefix", "../../escape/", "'..' path segments"),
+    ("firehose.s3.prefix", "raw/./x/", "'..' path segments"),
+    ("firehose.s3.prefix", "/abs/", "must not start with '/'"),
+    ("firehose.s3.error_prefix", "../err/", "'..' path segments"),
+    ("emr.output_prefix", "../../out/", "'..' path segments"),
+    ("firehose.s3.root", "nosuchproto://x", "Protocol not known"),
+])
+def test_keys_and_roots_that_would_write_outside_the_bucket_folder_are_refused(where, value, expected):
+    from kinesim.errors import ScenarioError
+
+    with pytest.raises(ScenarioError) as exc:
+        kinesim.load_scenario(LAKE_SCENARIO, {where: value})
+    assert exc.value.path == where and expected in exc.value.message
+
+
+def test_a_root_that_cannot_be_written_is_a_one_line_error_naming_it(tmp_path, capsys):
+    from kinesim import cli
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["run", str(LAKE_SCENARIO), "-q", "-o", str(tmp_path / "out"),
+                  "--set", "duration=10min", "--set", f"firehose.s3.root={blocker}/inside"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith("error: firehose.s3.root: cannot write")
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_store_never_maps_a_key_outside_its_folder(tmp_path):
+    from kinesim.s3 import S3Store
+
+    store = S3Store("b", str(tmp_path))
+    assert store.path("raw/2026/x.gz").endswith("/b/raw/2026/x.gz")
+    with pytest.raises(ValueError):
+        store.path("raw/../../x.gz")
