@@ -26,3 +26,9 @@ def format_path(loc: tuple) -> str:
         else:
             out += ("." if out else "") + str(part)
     return out
+
+
+def format_sci(x: float) -> str:
+    """``7.3e12``-style: at most three significant digits, no '+' nor leading zeros in the exponent."""
+    mantissa, exponent = f"{x:.2e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"

@@ -13,9 +13,10 @@ from typing import Any, Mapping
 import pydantic
 import yaml
 
-from kinesim.errors import ScenarioError, format_path
+from kinesim.errors import ScenarioError, format_path, format_sci
 from kinesim.scenario import Scenario
 from kinesim.scenario_expect import check_expect
+from kinesim.yaml_guard import TooManyValues, bounded_repr, check_expansion
 
 
 class _Loader(yaml.SafeLoader):
@@ -40,6 +41,15 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+def _construct_document(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    check_expansion(node)
+    return yaml.SafeLoader.construct_document(loader, node)
+
+
+_Loader.construct_document = _construct_document
+
+
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
@@ -49,6 +59,13 @@ def read_yaml(text: str, source: str = "<scenario>") -> Any:
     """Parse YAML text; a syntax error becomes a one-line ScenarioError naming the line."""
     try:
         return yaml.load(text, Loader=_Loader)
+    except TooManyValues as exc:
+        raise ScenarioError("", f"{source}: {exc.message}") from None
+    except RecursionError:
+        raise ScenarioError("", f"{source}: invalid YAML: lists or mappings nested too deeply") from None
+    except ValueError as exc:  # a value Python cannot build, e.g. an integer of more than 4,300 digits
+        problem = str(exc).split("; use sys.")[0]
+        raise ScenarioError("", f"{source}: invalid YAML value: {problem}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -150,7 +167,7 @@ def _short(value: Any, limit: int = 80) -> str:
     """``repr(value)`` cut to ``limit`` characters (without building a huge repr first)."""
     if isinstance(value, (dict, list)) and len(value) > 20:
         return f"a {type(value).__name__} of {len(value)} items"
-    text = repr(value) if not isinstance(value, str) or len(value) <= limit else repr(value[:limit])
+    text = bounded_repr(value, limit + 1)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -233,6 +250,38 @@ def _check_load(s: Scenario) -> None:
                                 f"(sensors x rate x profile factor); kinesim simulates at most {MAX_RECORDS_PER_S:,}/s")
 
 
+#: Most trace periods (``duration / trace.period``) a run may record: each one is a row of metrics.
+MAX_TRACE_PERIODS = 5_000_000
+
+#: Most user records a whole run may simulate (all fleets over ``duration``): a day of 100,000
+#: sensors at 1 Hz (8.6e9) fits; a century of a small fleet, which would run for weeks, does not.
+MAX_RUN_RECORDS = 10_000_000_000
+
+
+def expected_run_records(s: Scenario) -> float:
+    """Expected user records of the whole run: sensors x rate x profile factor, integrated over
+    ``duration`` and summed over the fleets (bursts keep ``rate`` as the long-run average)."""
+    total = 0.0
+    for fleet in s.fleets:
+        seconds = 0.0  # factor-weighted seconds: the factor is 1 before the first step
+        t, factor = 0.0, 1.0
+        for step in fleet.profile:
+            at = min(max(step.at, t), s.duration)
+            seconds += factor * (at - t)
+            t, factor = at, step.factor
+        seconds += factor * (s.duration - t)
+        total += fleet.sensors * fleet.rate * seconds
+    return total
+
+
+def _check_run_size(s: Scenario) -> None:
+    """Refuse runs that would simulate more than :data:`MAX_RUN_RECORDS` user records."""
+    records = expected_run_records(s)
+    if records > MAX_RUN_RECORDS:
+        raise ScenarioError("duration", f"the run would simulate {format_sci(records)} records; at most "
+                            f"{format_sci(MAX_RUN_RECORDS)} (shorten duration or lower the fleets' rates)")
+
+
 def check_cross_fields(s: Scenario) -> None:
     """Checks across fields: unique names, profiles in time order, sizes within the limits."""
     seen: set[str] = set()
@@ -256,9 +305,13 @@ def check_cross_fields(s: Scenario) -> None:
             raise ScenarioError(f"consumers[{i}].name", f"must be unique, {consumer.name!r} is used twice")
         names.add(consumer.name)
     _check_load(s)
+    _check_run_size(s)
     periods = s.duration / s.trace.period
-    if periods > 5_000_000:
-        raise ScenarioError("trace.period", f"gives {periods:.0f} periods over the duration; at most 5,000,000 are allowed")
+    if periods > MAX_TRACE_PERIODS:
+        # name the field the user chose: trace.period if given, else duration (the period is the default)
+        path = "trace.period" if "period" in s.trace.model_fields_set else "duration"
+        raise ScenarioError(path, f"duration / trace.period gives {periods:,.0f} periods; at most {MAX_TRACE_PERIODS:,}: "
+                            "raise trace.period or shorten duration")
     _check_lake(s)
     from kinesim.resharding import check_scaling
 

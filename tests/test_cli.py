@@ -184,6 +184,18 @@ BAD_SCENARIOS = {
     "set-bad-yaml": (TINY, ["--set", "stream.shards=[1"], "--set stream.shards: invalid YAML"),
     "set-list-index-out-of-range": (TINY, ["--set", "fleets[3].rate=1/s"], "fleets[3].rate: no list item 3"),
     "seed-negative": (TINY, ["--seed", "-1"], "seed: input should be greater than or equal to 0"),
+    "alias-holds-itself": ("name: tiny\nduration: 3s\ndescription: &a [*a]\n", [],
+                           "tiny.yaml: a YAML alias at line 3 refers to a value that contains it"),
+    "set-int-too-long": (TINY, ["--set", "seed=" + "9" * 5000], "--set seed: invalid YAML value: Exceeds the limit"),
+    "set-nested-too-deeply": (TINY, ["--set", "description=" + "[" * 5000 + "]" * 5000],
+                              "--set description: invalid YAML: lists or mappings nested too deeply"),
+    "run-too-large": (TINY, ["--set", "duration=36500d", "--set", "trace.period=1d"],
+                      "duration: the run would simulate 1.58e11 records; at most 1e10 (shorten duration"),
+    "trace-periods-from-duration": (TINY, ["--set", "duration=58d"],
+                                    "duration: duration / trace.period gives 5,011,200 periods; at most 5,000,000: "
+                                    "raise trace.period or shorten duration"),
+    "trace-periods-from-period": (TINY, ["--set", "duration=30d", "--set", "trace.period=0.5s"],
+                                  "trace.period: duration / trace.period gives 5,184,000 periods"),
 }
 
 
@@ -312,3 +324,50 @@ def test_huge_bad_values_give_a_short_message(tmp_path, capsys):
     code, _, err = invoke(["validate", scenario, "--set", "name=" + "x" * 100_000], capsys)
     assert_one_error_line(code, err, "name")
     assert len(err) < 500
+
+
+def _alias_bomb(levels: int) -> str:
+    """``&a0 [1 x 10]``, ``&a1 [*a0 x 10]``, ...: the last alias expands to about 10**(levels + 1) values."""
+    value = "&a0 [1,1,1,1,1,1,1,1,1,1]"
+    for i in range(1, levels + 1):
+        value = f"&a{i} [{value}," + ",".join([f"*a{i - 1}"] * 9) + "]"
+    return value
+
+
+def test_yaml_alias_bomb_is_refused_at_once_with_one_line(tmp_path):
+    text = Path(__file__).parents[1].joinpath("scenarios", "overload.yaml").read_text(encoding="utf-8")
+    start, end = text.index("description:"), text.index("\nduration:")
+    bomb = tmp_path / "bomb8.yaml"
+    bomb.write_text(text[:start] + f"description: {_alias_bomb(8)}" + text[end:], encoding="utf-8")
+    # a subprocess, so that a regression fails at the timeout instead of holding the test run
+    proc = _python_m("kinesim", "validate", str(bomb), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [f"error: {bomb}: description: YAML aliases expand this value (line 2) to "
+                                        "1,111,111,111 values; at most 1,000,000 are allowed"]
+
+
+def test_a_huge_shared_value_gives_a_short_message_at_once():
+    from kinesim.errors import ScenarioError
+    from kinesim.loader import load_scenario
+
+    value: list = [1] * 10
+    for _ in range(30):  # 10**31 items once expanded, all sharing one list per level
+        value = [value] * 10
+    with pytest.raises(ScenarioError) as exc:
+        load_scenario({**TINY, "description": value})
+    assert str(exc.value).startswith("description: input should be a valid string, got [[[[[[[[[[")
+    assert len(str(exc.value)) < 200
+
+
+def test_run_size_cap_names_duration_and_lets_a_day_of_100k_sensors_at_1hz_pass():
+    from kinesim.errors import ScenarioError
+    from kinesim.loader import MAX_RUN_RECORDS, expected_run_records, load_scenario
+
+    day = {**TINY, "duration": "1d", "fleets": [{"name": "meters", "sensors": 100_000, "rate": "1/s"}]}
+    assert expected_run_records(load_scenario(day)) == 8.64e9 <= MAX_RUN_RECORDS
+    profiled = {**day, "fleets": [{**day["fleets"][0], "profile": [{"at": "12h", "factor": 1.5}]}]}
+    with pytest.raises(ScenarioError) as exc:  # 100,000 x (43,200 + 1.5 x 43,200) = 1.08e10
+        load_scenario(profiled)
+    assert exc.value.path == "duration"
+    assert exc.value.message == ("the run would simulate 1.08e10 records; at most 1e10 "
+                                 "(shorten duration or lower the fleets' rates)")
