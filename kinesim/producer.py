@@ -19,6 +19,7 @@ import numpy as np
 from kinesim import aws
 from kinesim.batch import RecordBatch
 from kinesim.limits import greedy_groups
+from kinesim.retry_window import RetryPolicy, delays
 from kinesim.scenario import Producer as ProducerSpec
 from kinesim.stream import Stream
 from kinesim.tracing import DROP_REASONS, RecordTrace
@@ -84,6 +85,7 @@ class Producer:
         self.stats = stats
         self.trace = trace
         self.rng = rng
+        self.policy = RetryPolicy.of(spec)  # retries and record_ttl in the retry chain's terms
         self.period_of = period_of
         self.pending = RecordBatch.empty()  # throttled records waiting for their retry
 
@@ -148,17 +150,9 @@ class Producer:
         self.pending = RecordBatch.concat([self.pending, again.replace(attempts=attempts[keep], ready_time=now + delay)])
 
     def backoff(self, attempts: np.ndarray) -> np.ndarray:
-        """Delay (s) before the next attempt of records that made ``attempts`` attempts."""
-        r = self.spec.retries
-        if r.backoff == "none":
-            delay = np.zeros(len(attempts))
-        elif r.backoff == "constant":
-            delay = np.full(len(attempts), r.base)
-        else:
-            delay = np.minimum(r.max, r.base * np.exp2(np.minimum(attempts - 1, 60)))
-        if r.jitter == "full":
-            delay = delay * self.rng.random(len(attempts))
-        return delay
+        """Delay (s) before the next attempt of records that made ``attempts`` attempts
+        (:func:`kinesim.retry_window.delays`)."""
+        return delays(attempts, self.policy, self.rng)
 
     def _drop(self, p: int | np.ndarray, batch: RecordBatch, reason: str) -> None:
         """Give records up for ``reason``, at period ``p`` (an index, or one per record)."""

@@ -46,6 +46,13 @@ class RetryPolicy(NamedTuple):
     jitter: bool
     ttl: float
 
+    @classmethod
+    def of(cls, spec) -> "RetryPolicy":
+        """The policy of a producer spec (:class:`kinesim.scenario.Producer`)."""
+        r = spec.retries
+        return cls(r.max_attempts, BACKOFF_CODES[r.backoff], float(r.base), float(r.max), r.jitter == "full",
+                   float(spec.record_ttl))
+
 
 class RetryOutcome(NamedTuple):
     """Arrays over the ``n`` rejected records (row ``i`` = input row ``i``) and per flush.
@@ -80,10 +87,8 @@ def retry_chain(flush: np.ndarray, band: np.ndarray, shard: np.ndarray, event: n
     (:mod:`kinesim._kernels`; numpy when numba is missing). Returns a
     :class:`RetryOutcome`. The retry policy follows the KPL's (see :class:`kinesim.scenario.Retries`).
     """
-    if rng is None:  # draws are only made with jitter
-        if policy.jitter:
-            raise ValueError("retry_chain: jitter needs a random generator")
-        rng = np.random.default_rng(0)
+    if rng is None and policy.jitter:
+        raise ValueError("retry_chain: jitter needs a random generator")
     kernel = compiled_twin("compiled_chain") if compiled else None
     if kernel is not None:
         return _compiled(kernel, flush, band, shard, event, attempts, times, policy, aggregation, rng)
@@ -94,17 +99,15 @@ def _compiled(kernel, flush, band, shard, event, attempts, times, policy: RetryP
     """The numba twin, fed with the jitter draws made in advance: a bound on the draws needed is
     drawn in one call, and the generator is then set to just after the draws the chain used
     (``advance``), so its stream is the one one-draw-at-a-time sending leaves."""
-    bits = rng.bit_generator
-    n_flush = len(times)
-    if policy.jitter and hasattr(bits, "advance"):
+    bits = rng.bit_generator if policy.jitter else None
+    if bits is not None and not hasattr(bits, "advance"):  # a generator that cannot skip ahead: draw one by one
+        return _numpy_chain(flush, band, shard, event, attempts, times, policy, aggregation, rng)
+    bound, uniforms = 0, np.zeros(0)
+    if bits is not None:
         # each record is retried at most once per later flush and until its attempts run out
-        bound = int(np.maximum(np.minimum(policy.max_attempts - 1 - attempts, n_flush - flush), 0).sum())
+        bound = int(np.maximum(np.minimum(policy.max_attempts - 1 - attempts, len(times) - flush), 0).sum())
         state = bits.state
         uniforms = rng.random(bound)
-    else:
-        bound, uniforms = 0, np.zeros(0)
-    if policy.jitter and not hasattr(bits, "advance"):  # a generator that cannot skip ahead: draw one by one
-        return _numpy_chain(flush, band, shard, event, attempts, times, policy, aggregation, rng)
     *out, used = kernel(flush, band, shard, event, attempts, times, *policy, aggregation, uniforms)
     if bound:
         bits.state = state
@@ -145,16 +148,17 @@ def _numpy_chain(flush, band, shard, event, attempts, times, policy: RetryPolicy
         rows = rows[~spent]
         if len(rows):
             retried[j] = len(rows)
-            ready[rows] = t + _delays(made[rows], policy, rng)
+            ready[rows] = t + delays(made[rows], policy, rng)
             q_rows, q_ready = np.concatenate([q_rows, rows]), np.concatenate([q_ready, ready[rows]])
     sent_flush = np.concatenate(sent_f) if sent_f else np.zeros(0, np.int64)
     sent_row = np.concatenate(sent_r) if sent_r else np.zeros(0, np.int64)
     return RetryOutcome(fate, made, when, ready, q_rows, sent_flush.astype(np.int64), sent_row, retried)
 
 
-def _delays(made: np.ndarray, policy: RetryPolicy, rng) -> np.ndarray:
-    """Backoff (s) before the next attempt of records that made ``made`` attempts (the formula of
-    :meth:`kinesim.producer.Producer.backoff`, with the same draws)."""
+def delays(made: np.ndarray, policy: RetryPolicy, rng) -> np.ndarray:
+    """Backoff (s) before the next attempt of records that made ``made`` attempts: none, ``base``,
+    or ``min(max, base × 2**(made-1))``, times a uniform draw each with full jitter (one
+    ``rng.random`` call). :meth:`kinesim.producer.Producer.flush` uses it too."""
     if policy.backoff == 0:
         delay = np.zeros(len(made))
     elif policy.backoff == 1:

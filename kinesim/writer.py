@@ -35,7 +35,7 @@ import numpy as np
 
 from kinesim.batch import RecordBatch
 from kinesim.producer import Producer, aggregate
-from kinesim.retry_window import BACKOFF_CODES, DROPPED_MAX_ATTEMPTS, DROPPED_TTL, RetryPolicy, retry_chain
+from kinesim.retry_window import DROPPED_MAX_ATTEMPTS, DROPPED_TTL, retry_chain
 
 
 def tick(k, dt: float):
@@ -245,11 +245,8 @@ class ProducerGroup:
         those attempts, drops what runs out of attempts or ``record_ttl``, and hands the rest back
         to the producer's retry buffer in queue order."""
         spec = prod.spec
-        r = spec.retries
-        policy = RetryPolicy(r.max_attempts, BACKOFF_CODES[r.backoff], float(r.base), float(r.max),
-                             r.jitter == "full", float(spec.record_ttl))
         out = retry_chain(flush, np.where(kind == 0, 0, 2), shard, users.event_time[rej], users.attempts[rej], times,
-                          policy, bool(spec.aggregation), prod.rng, self.compiled)
+                          prod.policy, bool(spec.aggregation), prod.rng, self.compiled)
         st, p_flush = prod.stats, self.grid.indices(times)
         st.add_at("records_retried", p_flush, out.retried)
         for fate, reason in ((DROPPED_MAX_ATTEMPTS, "max_attempts"), (DROPPED_TTL, "record_ttl")):
