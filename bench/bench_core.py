@@ -45,14 +45,16 @@ def warm_up() -> None:
     first large run of a process does; the benchmark reports this start-up apart from the run."""
     import numpy as np
 
-    from kinesim.compiled import compiled, use_kernels
+    from kinesim.compiled import use_kernels
+    from kinesim.limits import accept_prefix
+    from kinesim.retry_window import RetryPolicy, retry_chain
 
     if not use_kernels(float("inf")):
         return
     one = np.zeros(1, np.int64)
-    compiled("compiled_accept_prefix")(one, one, np.ones(1), np.ones(1))
-    compiled("compiled_chain")(one, one, one, np.zeros(1), np.zeros(1, np.int32), np.zeros(1), 1, 0, 0.1, 1.0,
-                               False, 1.0, False, np.zeros(0))
+    accept_prefix(one, one, np.ones(1), np.ones(1), compiled=True)
+    retry_chain(one, one, one, np.zeros(1), np.zeros(1, np.int32), np.zeros(1), RetryPolicy(1, 0, 0.1, 1.0, False, 1.0),
+                False, None, compiled=True)
 
 
 CHILD = """

@@ -48,6 +48,8 @@ class Simulation:
         horizon = s.duration + max(f.producer.max_buffered_time for f in s.fleets)
         self.fleets = [Fleet(spec, i, horizon, component_rng(s.seed, f"fleet.{spec.name}")) for i, spec in enumerate(s.fleets)]
         self.stream.set_partition_keys([(f.key_hi, f.key_lo) for f in self.fleets])
+        #: user records the fleets are expected to measure over the run
+        self.expected_records = sum(f.expected_records(0.0, s.duration) for f in self.fleets)
         self.trace = RecordTrace(self._sample_rate(), len(s.consumers), component_rng(s.seed, "trace"))
         self.producer_stats = [ProducerStats(self.grid.n) for _ in s.fleets]
         self.producers = [
@@ -55,7 +57,7 @@ class Simulation:
             for spec, stats in zip(s.fleets, self.producer_stats)
         ]
         self.writer = ProducerGroup(self.fleets, self.producers, self.stream, self.trace, self.grid, s.duration)
-        self.writer.compiled = use_kernels(sum(f.expected_records(0.0, s.duration) for f in self.fleets))
+        self.writer.compiled = use_kernels(self.expected_records)
         self.consumers = [
             ConsumerApp(i, spec, self.stream, self.grid, self.trace, component_rng(s.seed, f"consumer.{spec.name}"))
             for i, spec in enumerate(s.consumers)
@@ -92,7 +94,7 @@ class Simulation:
             return 1.0
         if t.records == "sample":
             return t.sample_rate
-        expected = sum(f.expected_records(0.0, self.scenario.duration) for f in self.fleets)
+        expected = self.expected_records
         return 1.0 if expected <= t.auto_limit else t.auto_limit / expected
 
     def _progress_process(self, progress: Callable[[float, float], None]):
