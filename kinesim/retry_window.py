@@ -96,23 +96,18 @@ def retry_chain(flush: np.ndarray, band: np.ndarray, shard: np.ndarray, event: n
 
 
 def _compiled(kernel, flush, band, shard, event, attempts, times, policy: RetryPolicy, aggregation, rng) -> RetryOutcome:
-    """The numba twin, fed with the jitter draws made in advance: a bound on the draws needed is
-    drawn in one call, and the generator is then set to just after the draws the chain used
-    (``advance``), so its stream is the one one-draw-at-a-time sending leaves."""
-    bits = rng.bit_generator if policy.jitter else None
-    if bits is not None and not hasattr(bits, "advance"):  # a generator that cannot skip ahead: draw one by one
-        return _numpy_chain(flush, band, shard, event, attempts, times, policy, aggregation, rng)
-    bound, uniforms = 0, np.zeros(0)
-    if bits is not None:
-        # each record is retried at most once per later flush and until its attempts run out
-        bound = int(np.maximum(np.minimum(policy.max_attempts - 1 - attempts, len(times) - flush), 0).sum())
-        state = bits.state
-        uniforms = rng.random(bound)
-    *out, used = kernel(flush, band, shard, event, attempts, times, *policy, aggregation, uniforms)
-    if bound:
-        bits.state = state
-        bits.advance(used)
-    return RetryOutcome(*out)
+    """The numba twin; it draws the jitter from ``rng`` itself (numba shares the generator's state,
+    so the stream is the one one-draw-at-a-time sending leaves)."""
+    return RetryOutcome(*kernel(flush, band, shard, event, attempts, times, *policy, aggregation, generator(rng)))
+
+
+def generator(rng):
+    """``rng``, or a stand-in the compiled code never draws from when there is no jitter (numba
+    needs a generator object)."""
+    return rng if rng is not None else _UNUSED
+
+
+_UNUSED = np.random.default_rng(0)
 
 
 def _numpy_chain(flush, band, shard, event, attempts, times, policy: RetryPolicy, aggregation, rng) -> RetryOutcome:

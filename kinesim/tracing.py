@@ -1,7 +1,9 @@
 """The ``records`` trace: one row per sampled user record, filled in as it moves through the system.
 
 Rows are chosen when records are generated (all, none, or a seeded Bernoulli sample from the
-``trace`` random stream, so sampling never changes the fleets' draws). Memory grows with the
+``trace`` random stream, so sampling never changes the fleets' draws). The sample is drawn as
+geometric gaps between sampled records (the same distribution as one coin per record, with one
+draw per sampled record instead of one per record). Memory grows with the
 sample, not with the run.
 """
 from __future__ import annotations
@@ -19,6 +21,7 @@ class RecordTrace:
     def __init__(self, rate: float, consumers: int, rng: np.random.Generator):
         self.rate = rate
         self.rng = rng
+        self._skip = 0  # records to pass before the next sampled one
         self.n = 0
         self.consumers = consumers
         self.cols: dict[str, np.ndarray] = {}
@@ -49,7 +52,7 @@ class RecordTrace:
         if self.rate >= 1:
             pick = np.arange(m)
         else:
-            pick = np.flatnonzero(self.rng.random(m) < self.rate)
+            pick = self._sample(m)
         k = len(pick)
         if k == 0:
             return batch
@@ -62,6 +65,21 @@ class RecordTrace:
         trace = batch.trace.copy()
         trace[pick] = rows
         return batch.replace(trace=trace)
+
+    def _sample(self, m: int) -> np.ndarray:
+        """Positions (int64, increasing) of the sampled records among the next ``m``: each with
+        probability ``rate``, independently (the gaps between them are geometric; the gap that
+        crosses the end carries over to the next batch)."""
+        picks, pos = [], self._skip
+        while pos < m:
+            gaps = self.rng.geometric(self.rate, size=int((m - pos) * self.rate * 1.1) + 16)
+            cand = pos + np.concatenate(([0], np.cumsum(gaps)))
+            cut = int(np.searchsorted(cand, m))  # cand[:cut] < m
+            cut = min(cut, len(cand) - 1)  # the last candidate starts the next round
+            picks.append(cand[:cut])
+            pos = int(cand[cut])
+        self._skip = pos - m
+        return np.concatenate(picks) if picks else np.zeros(0, np.int64)
 
     def put_outcome(self, batch: RecordBatch, accepted: np.ndarray, shard: np.ndarray, seq: np.ndarray,
                     subseq: np.ndarray, now: float | np.ndarray) -> None:

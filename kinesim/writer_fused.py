@@ -1,0 +1,95 @@
+"""The write window of a single producer without KPL aggregation in one compiled pass.
+
+The usual scenario, one fleet sending plain records, spends most of its time in the write window
+(:mod:`kinesim.writer`): picking the due retries, the send order, the acceptance, the numbering
+and the in-window retries each cost a dozen numpy calls over the window's records.
+:func:`fused_window` does all of that in one numba pass (:func:`kinesim._kernels.compiled_window`)
+and keeps the rest (the shard logs, the metrics, the traces, the retry buffer's columns) in numpy.
+It computes exactly what :meth:`kinesim.writer.ProducerGroup._fast_window` computes: the same
+fates, attempts, sequence numbers, counts and random draws (``tests/test_writer_paths.py`` runs
+both against the flush-by-flush replay). It applies when the window's flushes fall in one metrics
+period (:func:`applies`); the caller uses the numpy path otherwise, and the replay when
+:func:`fused_window` finds the window not exact.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kinesim.batch import RecordBatch
+from kinesim.compiled import compiled
+from kinesim.retry_window import generator
+from kinesim.tracing import DROP_REASONS
+
+ACCEPTED = 4  # the kernel's fate codes: 0 in the retry buffer, 1-3 the DROP_REASONS, 4 accepted
+
+
+def applies(group, plan) -> bool:
+    """Whether :func:`fused_window` can compute this window of ``group`` (a
+    :class:`kinesim.writer.ProducerGroup`): compiled twins on, one producer, no aggregation, and
+    the flushes ``plan[0][0]`` in one metrics period."""
+    if not group.compiled or len(group.producers) != 1 or group.producers[0].spec.aggregation:
+        return False
+    times, grid = plan[0][0], group.grid
+    return (len(times) > 0 and grid.index(float(times[0])) == grid.index(float(times[-1]))
+            and compiled("compiled_window") is not None)
+
+
+def fused_window(group, plan, new) -> bool:
+    """The window at once for one producer (see :func:`applies`); returns False, having changed
+    nothing, when the window is not exact (:mod:`kinesim.writer`)."""
+    stream, prod, limits = group.stream, group.producers[0], group.stream.limits
+    times = plan[0][0]
+    batch, f = new[0]
+    src = RecordBatch.concat([prod.pending, batch])  # the retry buffer, then the new records
+    t0 = float(times[0])
+    avail_r, avail_b = stream.writes.available(t0)
+    shard = stream.route(src)
+    (exact, fate, when, made, ready, seq, by_shard, keep, n_acc, b_acc, n_rej, sent, acc_f, bytes_f,
+     retried) = compiled("compiled_window")(
+        len(prod.pending), src.ready_time, src.event_time, src.size, src.attempts, shard, f, times,
+        limits.max_record_size, avail_r, avail_b, stream.next_seq, *prod.policy, generator(prod.rng))
+    if not exact:
+        return False
+    # the stream: capacity, CloudWatch metrics, sequence numbers and the shard logs (Stream.commit)
+    stream.writes.consume(n_acc, b_acc)
+    m = stream.metrics
+    m.add_put_payload_units(src.size[by_shard])
+    m.add("IncomingRecords", t0, n_acc)
+    m.add("IncomingBytes", t0, b_acc)
+    m.add("WriteProvisionedThroughputExceeded", t0, n_rej)
+    stream.next_seq += len(by_shard)
+    t_send = times[when]  # meaningful where a row was sent
+    if len(by_shard):
+        stream._append(src, by_shard, None, np.zeros(len(by_shard), np.int32), n_acc, t_send, src.size, seq, False)
+    # the producer: counts (all flushes are in one period), drops, the records trace, the retry buffer
+    st, p = prod.stats, group.grid.index(t0)
+    calls = np.maximum(-(-sent // limits.put_records_max_records), -(-bytes_f // limits.put_records_max_bytes))
+    st.add(p, records_produced=len(batch), put_attempts=int(sent.sum()), records_accepted=int(acc_f.sum()),
+           records_throttled=int((sent - acc_f).sum()), records_retried=int(retried.sum()),
+           put_records_calls=int(calls.sum()),
+           put_records_failed_calls=int(np.where(acc_f < sent, calls - acc_f // limits.put_records_max_records, 0).sum()),
+           kinesis_records_sent=int(sent.sum()))
+    counts = np.bincount(fate, minlength=ACCEPTED + 1)
+    for code in (1, 2, 3):
+        if counts[code]:
+            rows = np.flatnonzero(fate == code)
+            prod.drop_counted(np.full(len(rows), p), src.trace[rows], DROP_REASONS[code])
+    _trace(group.trace, src.trace, fate, made, shard, seq, t_send)
+    prod.pending = src.take(keep).replace(attempts=made[keep], ready_time=ready[keep])
+    return True
+
+
+def _trace(trace, rows: np.ndarray, fate, made, shard, seq, t_send) -> None:
+    """The sampled rows' attempts, and shard, sequence number and arrival of the accepted ones
+    (:meth:`kinesim.tracing.RecordTrace.put_outcome`)."""
+    sel = np.flatnonzero(rows >= 0)
+    if not len(sel):
+        return
+    t = rows[sel]
+    trace.cols["attempts"][t] = made[sel]
+    ok = sel[fate[sel] == ACCEPTED]
+    t = rows[ok]
+    trace.cols["shard"][t] = shard[ok]
+    trace.cols["seq"][t] = seq[ok]
+    trace.cols["subseq"][t] = 0
+    trace.cols["arrival_time"][t] = t_send[ok]
