@@ -196,6 +196,9 @@ class S3Store:
         self.listeners: list[Callable[[int, float], None]] = []
         self.put_requests = 0
         self.get_requests = 0
+        self._written: list[str] = []  # files this run wrote, and folders it created (for discard)
+        self._created: list[str] = []
+        self._known: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.rows["key"])
@@ -233,11 +236,39 @@ class S3Store:
         (``firehose.s3.root``) when the root cannot be written."""
         path = self.path(key)
         try:
-            self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            self._make_folders(path.rsplit("/", 1)[0])
+            self._written.append(path)
             with self.fs.open(path, "wb") as f:
                 f.write(body)
         except OSError as exc:
             raise ScenarioError("firehose.s3.root", f"cannot write {path}: {exc.strerror or exc}") from None
+
+    def _make_folders(self, folder: str) -> None:
+        """Create ``folder`` and its missing parents below ``root``, noting the ones created."""
+        if folder in self._known:
+            return
+        missing, f = [], folder
+        while f.startswith(self.base + "/") and f not in self._known and not self.fs.exists(f):
+            missing.append(f)
+            f = f.rsplit("/", 1)[0]
+        self.fs.makedirs(folder, exist_ok=True)
+        self._created.extend(reversed(missing))
+        self._known.add(folder)
+
+    def discard(self) -> None:
+        """Remove the files this store wrote and the folders it created (a run that failed or was
+        interrupted leaves nothing half-written behind). Best effort: errors are ignored."""
+        for path in reversed(self._written):
+            try:
+                self.fs.rm(path)
+            except (OSError, FileNotFoundError):
+                pass
+        for folder in reversed(self._created):
+            try:
+                self.fs.rmdir(folder)
+            except (OSError, FileNotFoundError):
+                pass
+        self._written, self._created, self._known = [], [], set()
 
     def read(self, key: str) -> pd.DataFrame:
         """The records of a written object as a DataFrame."""

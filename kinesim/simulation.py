@@ -115,6 +115,14 @@ class Simulation:
                 part.start(self.env)
         if progress is not None:
             self.env.process(self._progress_process(progress))
+        try:
+            return self._run_to_end(wall)
+        except BaseException:  # failed or interrupted (Ctrl-C): no half-written S3 files stay behind
+            if self.firehose is not None and self.firehose.store.writes_files:
+                self.firehose.store.discard()
+            raise
+
+    def _run_to_end(self, wall: float) -> Results:
         end = self.scenario.duration
         self.env.run(until=end + 1e-6)  # events at exactly ``duration`` still happen
         for app in self.consumers:

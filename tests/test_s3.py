@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import os
 import re
 from pathlib import Path
 
@@ -242,3 +243,27 @@ def test_the_store_never_maps_a_key_outside_its_folder(tmp_path):
     assert store.path("raw/2026/x.gz").endswith("/b/raw/2026/x.gz")
     with pytest.raises(ValueError):
         store.path("raw/../../x.gz")
+
+
+def test_an_interrupted_run_leaves_no_files_in_the_root(tmp_path):
+    """Ctrl-C (or any failure) in the middle of a run: the objects already written under
+    ``firehose.s3.root`` and the folders the run created are removed; the root itself stays."""
+    root = tmp_path / "lake"
+    root.mkdir()
+    (root / "mine.txt").write_text("the user's own file")
+    written = []
+
+    def interrupt(done, duration):
+        written.append(sum(len(files) for _, _, files in os.walk(root)))
+        if done >= 90:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        kinesim.simulate({
+            "name": "files", "duration": "2min", "seed": 4, "stream": {"shards": 1},
+            "fleets": [{"name": "meters", "sensors": 80, "rate": "2/s", "record_size": "300B"}],
+            "firehose": {"name": "to-lake", "buffer": {"size": "1MiB", "interval": "10s"},
+                         "s3": {"bucket": "sensor-lake", "prefix": "raw/", "write_files": True, "root": str(root)}},
+        }, progress=interrupt)
+    assert max(written) > 3  # objects had been written before the interrupt
+    assert sorted(p.name for p in root.iterdir()) == ["mine.txt"]
