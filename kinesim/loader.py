@@ -16,6 +16,7 @@ import yaml
 from kinesim.errors import ScenarioError, format_path, format_sci
 from kinesim.scenario import Scenario
 from kinesim.scenario_expect import check_expect
+from kinesim.units import format_bytes, format_duration
 from kinesim.yaml_guard import TooManyValues, bounded_repr, check_expansion
 
 
@@ -246,7 +247,7 @@ def _check_load(s: Scenario) -> None:
             peak *= (on + off) / on
         total += peak
         if total > MAX_RECORDS_PER_S:
-            raise ScenarioError(f"fleets[{i}].rate", f"the fleets offer up to {total:,.0f} records/s at their peak "
+            raise ScenarioError(f"fleets[{i}].rate", f"the fleets offer up to {_count(total)} records/s at their peak "
                                 f"(sensors x rate x profile factor); kinesim simulates at most {MAX_RECORDS_PER_S:,}/s")
 
 
@@ -282,6 +283,37 @@ def _check_run_size(s: Scenario) -> None:
                             f"{format_sci(MAX_RUN_RECORDS)} (shorten duration or lower the fleets' rates)")
 
 
+def _count(x: float) -> str:
+    """A count for messages: ``1,234,567`` up to 1e15, then ``1.23e300`` (never hundreds of digits)."""
+    return f"{x:,.0f}" if abs(x) < 1e15 else format_sci(x)
+
+
+def check_limits(s: Scenario) -> None:
+    """Refuse limits that contradict each other (AWS: a record is at most 1 MiB, a PutRecords request
+    5 MiB, a GetRecords response 10 MiB, so a request or a response always holds one record of the
+    maximum size; API_PutRecords.html, API_GetRecords.html), and ``burst`` outside the token bucket."""
+    limits = s.stream.limits
+    given = limits.model_fields_set
+    for name, what in (("put_records_max_bytes", "a PutRecords request"), ("get_records_max_bytes", "a GetRecords response")):
+        cap = getattr(limits, name)
+        if cap < limits.max_record_size:
+            # name the value the user set (the other is AWS's default)
+            if "max_record_size" in given and name not in given:
+                raise ScenarioError("stream.limits.max_record_size", f"must not exceed {name} ({format_bytes(cap)}): "
+                                    f"{what} must hold one record of the maximum size, got {format_bytes(limits.max_record_size)}")
+            raise ScenarioError(f"stream.limits.{name}", f"must be at least max_record_size ({format_bytes(limits.max_record_size)}): "
+                                f"{what} must hold one record of the maximum size, got {format_bytes(cap)}")
+    if "burst" in given and limits.write_model != "token_bucket":
+        raise ScenarioError("stream.limits.burst", "applies only with write_model: token_bucket (the bucket's depth), "
+                            f"got write_model: {limits.write_model}; remove burst or set write_model: token_bucket")
+    for i, fleet in enumerate(s.fleets):
+        producer = fleet.producer
+        if producer.aggregation and producer.aggregation_max_size > limits.max_record_size:
+            raise ScenarioError(f"fleets[{i}].producer.aggregation_max_size", "must not exceed stream.limits.max_record_size "
+                                f"({format_bytes(limits.max_record_size)}) with aggregation: an aggregate is one Kinesis "
+                                f"record, got {format_bytes(producer.aggregation_max_size)}")
+
+
 def check_cross_fields(s: Scenario) -> None:
     """Checks across fields: unique names, profiles in time order, sizes within the limits."""
     seen: set[str] = set()
@@ -295,22 +327,26 @@ def check_cross_fields(s: Scenario) -> None:
         size = fleet.record_size
         if hasattr(size, "uniform") and size.uniform[0] > size.uniform[1]:
             raise ScenarioError(f"fleets[{i}].record_size.uniform", "must be [low, high] with low <= high")
-        if fleet.producer.record_ttl < fleet.producer.max_buffered_time:
-            raise ScenarioError(f"fleets[{i}].producer.record_ttl", "must be at least producer.max_buffered_time")
-        if fleet.producer.retries.base > fleet.producer.retries.max:
-            raise ScenarioError(f"fleets[{i}].producer.retries.base", "must not exceed retries.max")
+        producer, retries = fleet.producer, fleet.producer.retries
+        if producer.record_ttl < producer.max_buffered_time:
+            raise ScenarioError(f"fleets[{i}].producer.record_ttl", "must be at least producer.max_buffered_time "
+                                f"({format_duration(producer.max_buffered_time)}), got {format_duration(producer.record_ttl)}")
+        if retries.base > retries.max:
+            raise ScenarioError(f"fleets[{i}].producer.retries.base", f"must not exceed retries.max "
+                                f"({format_duration(retries.max)}), got {format_duration(retries.base)}")
     names: set[str] = set()
     for i, consumer in enumerate(s.consumers):
         if consumer.name in names:
             raise ScenarioError(f"consumers[{i}].name", f"must be unique, {consumer.name!r} is used twice")
         names.add(consumer.name)
+    check_limits(s)
     _check_load(s)
     _check_run_size(s)
     periods = s.duration / s.trace.period
     if periods > MAX_TRACE_PERIODS:
         # name the field the user chose: trace.period if given, else duration (the period is the default)
         path = "trace.period" if "period" in s.trace.model_fields_set else "duration"
-        raise ScenarioError(path, f"duration / trace.period gives {periods:,.0f} periods; at most {MAX_TRACE_PERIODS:,}: "
+        raise ScenarioError(path, f"duration / trace.period gives {_count(periods)} periods; at most {MAX_TRACE_PERIODS:,}: "
                             "raise trace.period or shorten duration")
     _check_lake(s)
     from kinesim.resharding import check_scaling

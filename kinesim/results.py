@@ -2,7 +2,7 @@
 
 Times inside the simulator are seconds from the scenario start; in the DataFrames they are UTC
 ``pandas.Timestamp`` values from ``scenario.start_time``. Column names follow the contract in
-``shared/scenario-format.md`` (CloudWatch and API names where AWS has one).
+README.md's "What a run gives you" (CloudWatch and API names where AWS has one).
 """
 from __future__ import annotations
 

@@ -3,14 +3,17 @@
 A scenario is loaded from YAML or a dict by :func:`load_scenario`; human units are converted to
 seconds, bytes and events/s here (see :mod:`kinesim.units`). Unknown keys are errors, and every
 error is a :class:`ScenarioError` whose message names the YAML path and what is allowed.
-The format is documented in ``shared/scenario-format.md``; AWS defaults come from :mod:`kinesim.aws`.
+The format is documented in the README's "The scenario format" section; AWS defaults come from
+:mod:`kinesim.aws`. Sizes are at most :data:`kinesim.units.MAX_BYTES` (int64 byte counts).
 """
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Discriminator, Field, Tag, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, Discriminator, Field, Tag, model_serializer,
+                      model_validator)
 
 from kinesim import aws
 from kinesim.scenario_expect import Check
@@ -18,7 +21,7 @@ from kinesim.scenario_lake import Emr, Firehose
 from kinesim.scenario_scaling import Autoscaling, OnDemand, ReshardOp
 from kinesim.schema_types import (Bytes, Model, PerSecond, PositiveBytes, PositiveSeconds, Seconds, no_bool,
                                   positive as _positive, refuse as _refuse)
-from kinesim.units import parse_bytes
+from kinesim.units import format_bytes, parse_bytes
 
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)]
 
@@ -47,9 +50,19 @@ class Limits(Model):
     )
     max_record_size: PositiveBytes = aws.MAX_RECORD_SIZE
     #: ``window``: per one-second window (AWS's "per second"); ``token_bucket``: refilled
-    #: continuously, holding at most ``burst`` seconds of the rate.
+    #: continuously, holding at most ``burst`` seconds of the rate (``burst`` may be given only
+    #: with ``token_bucket``: :func:`kinesim.loader.check_limits`).
     write_model: Literal["window", "token_bucket"] = "window"
     burst: PositiveSeconds = 1.0
+
+    @model_serializer(mode="wrap")
+    def _without_unused_burst(self, handler):
+        """A dump (``scenario.yaml``) leaves out the default ``burst`` under the ``window`` model, where
+        it does not apply, so that it loads back (a ``burst`` given there stays, and is refused)."""
+        data = handler(self)
+        if self.write_model != "token_bucket" and "burst" not in self.model_fields_set and isinstance(data, dict):
+            data.pop("burst", None)
+        return data
 
 
 class Stream(Model):
@@ -122,15 +135,33 @@ def _arrival(v):
 
 class ProfileStep(Model):
     at: Seconds
-    factor: Annotated[float, Field(ge=0)]
+    factor: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+#: A lognormal size drawn this many standard deviations up (of the underlying normal) must fit in
+#: ``LOGNORMAL_TAIL_MAX`` bytes (int64, with room to spare): a draw further up has probability
+#: 6e-16, at most 6e-6 over a whole run's 1e10 records. Draws over max_record_size are dropped.
+LOGNORMAL_TAIL_SIGMAS = 8
+LOGNORMAL_TAIL_MAX = 2**62
 
 
 class LognormalSize(Model):
-    """Lognormal record sizes with the given mean (bytes) and sigma of the underlying normal."""
+    """Lognormal record sizes with the given mean (bytes) and sigma of the underlying normal.
+    A draw is ``mean × exp(sigma × z - sigma²/2)`` (``z`` standard normal); the mean must keep the
+    draw at ``z = 8`` within :data:`LOGNORMAL_TAIL_MAX` bytes, so sizes fit in 64-bit integers."""
 
     distribution: Literal["lognormal"]
     mean: PositiveBytes
     sigma: Annotated[float, Field(ge=0, le=5)]
+
+    @model_validator(mode="after")
+    def _tail_fits(self):
+        top = LOGNORMAL_TAIL_MAX / math.exp(LOGNORMAL_TAIL_SIGMAS * self.sigma - self.sigma**2 / 2)
+        if self.mean > top:
+            raise ValueError(f"with sigma {self.sigma:g} the mean must be at most {format_bytes(top)} (a draw "
+                             f"{LOGNORMAL_TAIL_SIGMAS} standard deviations up must fit in 64-bit integers), "
+                             f"got {format_bytes(self.mean)}")
+        return self
 
 
 class UniformSize(Model):
@@ -267,7 +298,8 @@ def _utc(t: dt.datetime) -> dt.datetime:
 
 
 class Scenario(Model):
-    """A whole scenario; see ``shared/scenario-format.md``. All times in seconds, sizes in bytes."""
+    """A whole scenario; see the README's "The scenario format" section and the bundled scenarios.
+    All times in seconds, sizes in bytes."""
 
     name: Name
     description: str = ""

@@ -39,7 +39,7 @@ SUMMARY_COMPARATORS = ("between", "above", "below", "equals", "approx")
 TRACE_COMPARATORS = ("mean_above", "mean_below", "max_above", "max_below", "min_above", "min_below")
 
 # ------------------------------------------------------------------ known names
-#: Stream-level figures of ``summary.json`` (``shared/scenario-format.md`` and :mod:`kinesim.results`).
+#: Stream-level figures of ``summary.json`` (README.md's "What a run gives you" and :mod:`kinesim.results`).
 SUMMARY_METRICS = (
     "records_produced", "put_attempts", "records_throttled", "throttle_rate", "records_accepted",
     "records_dropped", "records_dropped_max_attempts", "records_dropped_record_ttl",

@@ -116,14 +116,45 @@ class S3Destination(Model):
 
 
 def _check_prefix(prefix: str, error: bool) -> str:
+    """A prefix's ``!{namespace:value}`` expressions must be closed, known, and (timestamps) in the
+    Java ``DateTimeFormatter`` patterns kinesim evaluates (:func:`_check_timestamp_format`)."""
     allowed = ["timestamp:<format>", "firehose:random-string"] + (["firehose:error-output-type"] if error else [])
     for expr in re.findall(r"!\{([^}]*)\}", prefix):
         ok = expr.startswith("timestamp:") or expr == "firehose:random-string" or (error and expr == "firehose:error-output-type")
         if not ok:
             raise ValueError(f"unknown expression !{{{expr}}}; allowed: {', '.join('!{' + a + '}' for a in allowed)}")
+        if expr.startswith("timestamp:"):
+            _check_timestamp_format(expr[len("timestamp:"):])
+    rest = re.sub(r"!\{[^}]*\}", "", prefix)  # the text outside the closed expressions
+    if "!{" in rest:
+        rest = rest[rest.index("!{"):]
+        raise ValueError(f"unclosed expression {rest[:40]!r} (missing '}}'); write !{{timestamp:yyyy/MM/dd}} or "
+                         f"!{{firehose:random-string}}, got {prefix!r}")
     if len(prefix) > 512:
         raise ValueError(f"must be at most 512 characters, got {len(prefix)}")
     return _check_key_path(prefix)
+
+
+#: Java ``DateTimeFormatter`` patterns that :class:`kinesim.s3.PrefixTemplate` evaluates (Firehose
+#: takes any valid pattern, https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html; kinesim
+#: models the numeric date and time fields that S3 key layouts use).
+TIMESTAMP_PATTERNS = ("yyyy", "yy", "MM", "dd", "HH", "mm", "ss")
+
+
+def _check_timestamp_format(fmt: str) -> None:
+    """Refuse what Java would reject (an unclosed ``'``, the reserved ``# { } [ ]``) and pattern
+    letters kinesim does not evaluate (they would be copied into keys as text). Other characters
+    (``/ - _ . =``, spaces, digits) and ``'quoted text'`` are literal text, as in Java."""
+    allowed = f"allowed: {', '.join(TIMESTAMP_PATTERNS)}, 'quoted text' and literal separators (/ - _ . = space)"
+    hint = " (Java DateTimeFormatter patterns, not strftime: yyyy for %Y, MM for %m)" if "%" in fmt else ""
+    for m in re.finditer(r"'[^']*'|'|([A-Za-z])\1*|.", fmt):
+        tok = m.group(0)
+        if tok == "'":
+            raise ValueError(f"!{{timestamp:{fmt}}}: unclosed quote in the format; {allowed}")
+        if tok in "#{[]":
+            raise ValueError(f"!{{timestamp:{fmt}}}: {tok!r} is reserved in Java DateTimeFormatter patterns; {allowed}")
+        if m.group(1) and tok not in TIMESTAMP_PATTERNS:
+            raise ValueError(f"!{{timestamp:{fmt}}}: pattern {tok!r} is not supported{hint}; {allowed}")
 
 
 def _check_key_path(prefix: str) -> str:

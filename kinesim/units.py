@@ -2,6 +2,7 @@
 
 Parsing uses the `pint` units library; inside kinesim every value is in seconds, bytes or
 events per second. Each parser raises ``ValueError`` with a message that says what is allowed.
+Values must be finite and non-negative; sizes are at most :data:`MAX_BYTES`.
 """
 from __future__ import annotations
 
@@ -13,6 +14,13 @@ import pint
 
 DURATION_UNITS = "ms, s, min, h, d"
 BYTE_UNITS = "B, KiB, MiB, GiB (or kB, MB, GB)"
+
+#: Largest size (record sizes, every byte limit, buffer sizes): 512 MiB, kinesim's bound, far above
+#: AWS's (a record is at most 1 MiB, a PutRecords request 5 MiB, a GetRecords response 10 MiB, a
+#: Firehose buffer 128 MiB). Byte counts are int64: a run simulates at most 1e10 user records
+#: (:data:`kinesim.loader.MAX_RUN_RECORDS`), so its total bytes stay below 1e10 x 2**29 = 5.4e18
+#: < 2**63 (9.2e18), and a second of records (at most 2e6) below about 2**50.
+MAX_BYTES = 512 * 2**20
 
 
 @functools.lru_cache(maxsize=1)
@@ -59,12 +67,12 @@ def parse_duration(value: object) -> float:
     else:
         raise ValueError(f"must be a duration like 100ms or 5min, got {value!r}")
     if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"must be a non-negative duration, got {value!r}")
+        raise ValueError(f"must be a finite non-negative duration, got {value!r}")
     return seconds
 
 
 def parse_bytes(value: object) -> int:
-    """Return ``value`` in bytes (an int, rounded up).
+    """Return ``value`` in bytes (an int, rounded up), at most :data:`MAX_BYTES`.
 
     Accepts ``"512B"``, ``"2KiB"``, ``"1MiB"``, ``"5 MB"`` or a plain integer number of bytes.
     Binary prefixes (KiB, MiB) are powers of 1024, decimal ones (kB, MB) powers of 1000.
@@ -84,7 +92,10 @@ def parse_bytes(value: object) -> int:
     else:
         raise ValueError(f"must be a size like 512B or 1MiB, got {value!r}")
     if not math.isfinite(size) or size < 0:
-        raise ValueError(f"must be a non-negative size, got {value!r}")
+        raise ValueError(f"must be a finite non-negative size, got {value!r}")
+    if size > MAX_BYTES:
+        raise ValueError(f"must be a size of at most {MAX_BYTES // 2**20} MiB (kinesim's bound, so that byte counts "
+                         f"fit in 64-bit integers), got {value!r}")
     return int(math.ceil(size))
 
 
@@ -105,7 +116,7 @@ def _per_second(value: object, unit: str, what: str, noun: str) -> float:
     else:
         raise ValueError(f"must be {what}, got {value!r}")
     if not math.isfinite(rate) or rate < 0:
-        raise ValueError(f"must be a non-negative {noun}, got {value!r}")
+        raise ValueError(f"must be a finite non-negative {noun}, got {value!r}")
     return rate
 
 
@@ -123,6 +134,17 @@ def format_bytes(n: float) -> str:
         if abs(n) >= size:
             return f"{n / size:.2f} {unit}"
     return f"{n:.0f} B"
+
+
+def format_duration(seconds: float) -> str:
+    """Format a duration for messages: ``0.001 -> '1ms'``, ``5.0 -> '5s'``, ``5400 -> '90min'``."""
+    if 0 < seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g}min"
+    return f"{seconds:g}s"
 
 
 def parse_byte_rate(value: object) -> float:

@@ -181,10 +181,17 @@ SCENARIOS: dict[str, tuple[dict, tuple[int, ...], tuple[str, ...]]] = {
 KNOWN_ENGINE_BUGS: dict[tuple[str, str], str] = {}
 
 
+def _set_model(data: dict, model: str) -> None:
+    limits = data["stream"].setdefault("limits", {})
+    limits["write_model"] = model
+    if model != "token_bucket":
+        limits.pop("burst", None)  # burst applies only to the token bucket
+
+
 def scenario(name: str, seed: int, model: str) -> kinesim.Scenario:
     data = copy.deepcopy(SCENARIOS[name][0])
     data.update(name=f"ref-{name}", seed=seed, trace={"records": "none"})
-    data["stream"].setdefault("limits", {})["write_model"] = model
+    _set_model(data, model)
     return kinesim.load_scenario(data)
 
 
@@ -293,9 +300,9 @@ LATENCY_REL = 0.003
 def paired_scenario(name: str, model: str) -> kinesim.Scenario:
     data = copy.deepcopy(SCENARIOS[name][0])
     data.update(name=f"paired-{name}", seed=1, trace={"records": "all"})
+    _set_model(data, model)
     if kinesim.load_scenario({**data, "trace": {"records": "none"}}).duration > PAIRED_SECONDS and name != "expiry":
         data["duration"] = PAIRED_SECONDS
-    data["stream"].setdefault("limits", {})["write_model"] = model
     for fleet in data["fleets"]:
         fleet.setdefault("producer", {}).setdefault("retries", {})["jitter"] = "none"
     return kinesim.load_scenario(data)
