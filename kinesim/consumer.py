@@ -38,6 +38,7 @@ class ConsumerApp:
         #: successful GetRecords call returned (e.g. a Firehose delivery stream, :mod:`kinesim.firehose`).
         self.sink = sink
         self.spec = spec
+        self.per_record, self.per_batch = spec.processing_time.per_record, spec.processing_time.per_batch
         self.stream = stream
         self.grid = grid
         self.trace = trace
@@ -113,6 +114,8 @@ class Worker:
         yield from self.run(env, float(self.app.rng.random()) * self.app.spec.poll_interval)
 
     def _note_waiting(self, now: float) -> None:
+        """The backlog and ``MillisBehindLatest`` of this worker at ``now`` without reading (waiting
+        for a parent shard, or a throttled call)."""
         app, log = self.app, self.shard.log
         tip = log.visible_end(now)
         p, s = app.grid.index(now), self.shard.index
@@ -121,17 +124,24 @@ class Worker:
         app.per_period["MillisBehindLatest"][p, s] = behind * 1000.0
 
     def run(self, env: simpy.Environment, phase: float):
-        app, spec = self.app, self.app.spec
-        per_record, per_batch = spec.processing_time.per_record, spec.processing_time.per_batch
-        yield env.timeout(phase)
-        while self.finished_at is None:
-            now = env.now
-            busy = self.poll(now, per_record, per_batch)
-            if self.finished_at is not None:
-                app.stream.release_closed(self.shard)  # free what every reader of it has read
-            yield env.timeout(busy + spec.poll_interval)
+        """SimPy process: the first GetRecords call ``phase`` s from now, then one every ``busy +
+        poll_interval`` s until SHARD_END. The process ends after the first call; the later calls
+        run as callbacks of their timeouts (:meth:`_call`): the same events in the same order as
+        a loop in this generator, without SimPy resuming a generator per call (half the cost)."""
+        timeout = env.timeout(phase)
+        yield timeout
+        self._call(timeout)
 
-    def poll(self, now: float, per_record: float, per_batch: float) -> float:
+    def _call(self, timeout: simpy.Timeout) -> None:
+        """When ``timeout`` fires: a GetRecords call, then (until SHARD_END) the next call's timeout."""
+        env, app = timeout.env, self.app
+        busy = self.poll(env.now)
+        if self.finished_at is not None:
+            app.stream.release_closed(self.shard)  # free what every reader of it has read
+            return
+        env.timeout(busy + app.spec.poll_interval).callbacks.append(self._call)
+
+    def poll(self, now: float) -> float:
         """One GetRecords call and the processing of its records; returns the busy time (s)."""
         app, shard = self.app, self.shard
         res = app.stream.get_records(shard, self.position, now, app.spec.max_records)
@@ -139,8 +149,9 @@ class Worker:
         if start > res.expired_start:
             self._expire(res.expired_start, start)
         app.get_records_calls += 1
-        if res.throttled:
+        if res.throttled:  # no records; the backlog and lag are still this worker's (a starved reader shows them)
             app.throttled_calls += 1
+            self._note_waiting(now)
             return 0.0
         self.position = end
         log = shard.log
@@ -161,12 +172,13 @@ class Worker:
         if app.sink is not None:
             app.sink(shard, start, end, now)
         # record i is done at now + (i + 1) * per_record: all at ``now`` without processing time
+        per_record = app.per_record
         done = now + per_record * np.arange(1, n + 1) if per_record else now
         app.latency.add_since(done, log.column("event", start, end))
         app.trace.processed(app.index, log.column("trace", start, end), done)
         app.records_processed += n
         pp["records_processed"][p, s] += n
-        return per_batch + n * per_record
+        return app.per_batch + n * per_record
 
     def _expire(self, start: int, end: int) -> None:
         """Rows ``[start, end)`` were trimmed by retention before this worker read them."""

@@ -52,6 +52,7 @@ class ShardLog:
         self.n = 0  # rows held
         self.total_k = 0  # Kinesis records ever appended
         self.total_kbytes = 0
+        self.last_arrival = 0.0  # arrival time of the newest row (meaningful while ``n > 0``)
 
     @property
     def end(self) -> int:
@@ -79,8 +80,9 @@ class ShardLog:
         np.add(cols["kb_start"][a:b], b_shift, out=own["kb_start"][n : n + m])
         np.add(cols["kb_end"][a:b], b_shift, out=own["kb_end"][n : n + m])
         self.n = n + m
-        self.total_k = int(own["k_index"][n + m - 1]) + 1
-        self.total_kbytes = int(own["kb_end"][n + m - 1])
+        self.total_k = int(cols["k_index"][b - 1]) + k_shift + 1
+        self.total_kbytes = int(cols["kb_end"][b - 1]) + b_shift
+        self.last_arrival = float(cols["arrival"][b - 1])
 
     def _compact(self, keep_from: int) -> None:
         drop = min(max(keep_from - self.start, 0), self.n)
@@ -113,20 +115,23 @@ class ShardLog:
     def visible_end(self, now: float) -> int:
         """Position just after the newest record that has arrived by ``now``: a writer may append
         records of the current window ahead of time (:mod:`kinesim.writer`)."""
-        n, arrival = self.n, self.cols["arrival"]
-        if n == 0 or arrival[n - 1] <= now:
+        n = self.n
+        if n == 0 or self.last_arrival <= now:
             return self.start + n
-        return self.start + int(arrival[:n].searchsorted(now, side="right"))
+        return self.start + int(self.cols["arrival"][:n].searchsorted(now, side="right"))
 
     def arrival_at(self, pos: int) -> float:
         """Arrival time (s) of the record at absolute position ``pos`` (must be held)."""
-        return float(self.cols["arrival"][pos - self.start])
+        i = pos - self.start
+        if i == self.n - 1:
+            return self.last_arrival
+        return float(self.cols["arrival"][i])
 
     def k_before(self, pos: int) -> tuple[int, int]:
         """Kinesis records and bytes before absolute position ``pos`` (a record boundary)."""
-        if pos >= self.end:
-            return self.total_k, self.total_kbytes
         i = pos - self.start
+        if i >= self.n:
+            return self.total_k, self.total_kbytes
         return int(self.cols["k_index"][i]), int(self.cols["kb_start"][i])
 
     def read_span(self, pos: int, max_k: int, max_bytes: int, tip: int | None = None) -> tuple[int, int, int]:
@@ -135,13 +140,17 @@ class ShardLog:
         least one Kinesis record if any), cut at a record edge; and the Kinesis records and bytes
         of those rows. ``tip`` (a record edge, e.g. :meth:`visible_end`) defaults to the end of the
         log. Returns ``(e, records, bytes)``."""
-        tip = self.end if tip is None else tip
+        end = self.start + self.n
+        tip = end if tip is None else tip
         if pos >= tip:
             return pos, 0, 0
         cols, i, j = self.cols, pos - self.start, tip - self.start
         k_index, kb_end = cols["k_index"], cols["kb_end"]
         k0, b0 = int(k_index[i]), int(cols["kb_start"][i])
-        k1, b1 = int(k_index[j - 1]) + 1, int(kb_end[j - 1])  # through the record ending at the tip
+        if tip == end:
+            k1, b1 = self.total_k, self.total_kbytes
+        else:  # through the record ending at the tip
+            k1, b1 = int(k_index[j - 1]) + 1, int(kb_end[j - 1])
         if k1 - k0 <= max_k and b1 - b0 <= max_bytes:  # all of it fits
             return tip, k1 - k0, b1 - b0
         e_k = k_index[i:j].searchsorted(k0 + max_k, side="left")

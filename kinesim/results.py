@@ -338,7 +338,8 @@ def _summary(sim) -> dict:
         out[pre + "records_processed"] = app.records_processed
         out[pre + "latency_p50_s"] = app.latency.quantile(0.5)
         out[pre + "latency_p99_s"] = app.latency.quantile(0.99)
-        out[pre + "max_iterator_age_s"] = app.max_iterator_age_ms / 1000.0
+        served = app.get_records_calls > app.throttled_calls  # GetRecords.IteratorAgeMilliseconds needs a served call
+        out[pre + "max_iterator_age_s"] = app.max_iterator_age_ms / 1000.0 if served else float("nan")
         out[pre + "records_expired"] = app.records_expired
         out[pre + "backlog_records"] = app.backlog()
         out[pre + "read_throttled_calls"] = app.throttled_calls

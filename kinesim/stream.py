@@ -310,7 +310,8 @@ class Stream:
         log = shard.log
         tip = log.visible_end(now)
         horizon = now - self.spec.retention
-        start = log.first_at_or_after(position, horizon) if position < tip else position
+        # arrival times are simulated times (>= 0): nothing expires during the first retention period
+        start = log.first_at_or_after(position, horizon) if position < tip and horizon > 0.0 else position
         if not shard.reads.allow(now):
             self.metrics.add_one("ReadProvisionedThroughputExceeded", now, shard.index, 1)
             return ReadResult(True, start, start, position, tip=tip)

@@ -11,6 +11,8 @@
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -230,3 +232,24 @@ def test_records_trimmed_before_a_slow_consumer_reads_them_count_as_expired():
     old_unread = (arrival < duration - DAY) & ~read
     assert (rec["fate"] == "expired").sum() == expired == old_unread.sum()
     assert (rec.loc[old_unread, "fate"] == "expired").all()
+
+
+def test_a_reader_that_is_always_throttled_shows_its_backlog_not_a_caught_up_stream():
+    """Six applications polling one shard once a second with no processing time keep their
+    phases, so the one that comes sixth in every second is always refused (5 GetRecords/s). It
+    must show a growing backlog and lag, and no iterator age (it never had a served call)."""
+    results = kinesim.simulate({
+        "name": "starved", "duration": "60s", "seed": 2, "stream": {"shards": 1},
+        "fleets": [{"name": "m", "sensors": 100, "rate": "1/s", "record_size": "100B"}],
+        "consumers": [{"name": f"app{i}"} for i in range(6)], "trace": {"records": "none"},
+    })
+    summary = results.summary_dict
+    starved = [i for i in range(6) if summary[f"consumers.app{i}.records_processed"] == 0]
+    assert len(starved) == 1
+    name = f"app{starved[0]}"
+    assert math.isnan(summary[f"consumers.{name}.max_iterator_age_s"])
+    assert summary[f"consumers.{name}.backlog_records"] > 5000
+    rows = results.consumers[results.consumers["consumer"] == name]
+    last = rows[rows["timestamp"] == rows["timestamp"].max()]
+    assert int(last["backlog_records"].iloc[0]) > 5000
+    assert float(last["MillisBehindLatest"].iloc[0]) > 50_000
