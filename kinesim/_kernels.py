@@ -50,7 +50,7 @@ def _delay(made, backoff, base, cap, jitter, u):
     elif backoff == 1:
         d = base
     else:
-        d = min(cap, base * math.ldexp(1.0, min(made - 1, 60)))  # 2**k, exactly as np.exp2
+        d = min(cap, base * float(np.int64(1) << np.int64(min(made - 1, 60))))  # 2**k, exactly as np.exp2
     if jitter:
         d = d * u
     return d
@@ -139,13 +139,14 @@ def compiled_chain(flush, band, shard, event, attempts, times, max_attempts, bac
 
 
 @numba.njit(cache=True, error_model="numpy")
-def compiled_window(n_pending, ready, event, size, attempts, shard, new_flush, times, max_record_size, avail_records,
-                    avail_bytes, next_seq, max_attempts, backoff, base, cap, jitter, ttl, rng):
+def compiled_window(n_pending, ready, event, size, attempts, key, key_shard, new_flush, times, max_record_size,
+                    avail_records, avail_bytes, next_seq, max_attempts, backoff, base, cap, jitter, ttl, rng):
     """One write window of one producer without aggregation, all in one pass (the caller is
     :mod:`kinesim.writer_fused`; its numpy definition is :meth:`kinesim.writer.ProducerGroup._fast_window`).
 
     Rows: the producer's retry buffer (the first ``n_pending``, in queue order) then the window's
-    new records (in time order, ``new_flush``: index in ``times`` of the flush that takes each).
+    new records (in time order, ``new_flush``: index in ``times`` of the flush that takes each);
+    a row's shard is ``key_shard[key]`` (:meth:`kinesim.stream.Stream.route` of one fleet).
     A buffered record is due at the first flush at or after its ``ready`` time and is dropped
     there if older than ``ttl``; a new record over ``max_record_size`` is dropped. Send order: by
     flush, due retries before new records. Returns ``exact`` (False: some shard rejected records
@@ -200,9 +201,11 @@ def compiled_window(n_pending, ready, event, size, attempts, shard, new_flush, t
     n_rej = np.zeros(n_shards, np.int64)
     full = np.zeros(n_shards, np.bool_)
     acc_fs = np.zeros((n_flush, n_shards), np.int64)
+    shard = np.empty(n, np.int64)
     for p in range(n_sent):
         i = order[p]
-        s = shard[i]
+        s = key_shard[key[i]]
+        shard[i] = s
         if not full[s]:
             c, b = n_acc[s] + 1, b_acc[s] + size[i]
             if c <= avail_records[s] and b <= avail_bytes[s]:

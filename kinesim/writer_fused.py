@@ -43,10 +43,9 @@ def fused_window(group, plan, new) -> bool:
     src = RecordBatch.concat([prod.pending, batch])  # the retry buffer, then the new records
     t0 = float(times[0])
     avail_r, avail_b = stream.writes.available(t0)
-    shard = stream.route(src)
     (exact, fate, when, made, ready, seq, by_shard, keep, n_acc, b_acc, n_rej, sent, acc_f, bytes_f,
      retried) = compiled("compiled_window")(
-        len(prod.pending), src.ready_time, src.event_time, src.size, src.attempts, shard, f, times,
+        len(prod.pending), src.ready_time, src.event_time, src.size, src.attempts, src.key, stream.key_shard, f, times,
         limits.max_record_size, avail_r, avail_b, stream.next_seq, *prod.policy, generator(prod.rng))
     if not exact:
         return False
@@ -74,14 +73,15 @@ def fused_window(group, plan, new) -> bool:
         if counts[code]:
             rows = np.flatnonzero(fate == code)
             prod.drop_counted(np.full(len(rows), p), src.trace[rows], DROP_REASONS[code])
-    _trace(group.trace, src.trace, fate, made, shard, seq, t_send)
+    _trace(group.trace, src, fate, made, stream, seq, t_send)
     prod.pending = src.take(keep).replace(attempts=made[keep], ready_time=ready[keep])
     return True
 
 
-def _trace(trace, rows: np.ndarray, fate, made, shard, seq, t_send) -> None:
+def _trace(trace, src: RecordBatch, fate, made, stream, seq, t_send) -> None:
     """The sampled rows' attempts, and shard, sequence number and arrival of the accepted ones
     (:meth:`kinesim.tracing.RecordTrace.put_outcome`)."""
+    rows = src.trace
     sel = np.flatnonzero(rows >= 0)
     if not len(sel):
         return
@@ -89,7 +89,7 @@ def _trace(trace, rows: np.ndarray, fate, made, shard, seq, t_send) -> None:
     trace.cols["attempts"][t] = made[sel]
     ok = sel[fate[sel] == ACCEPTED]
     t = rows[ok]
-    trace.cols["shard"][t] = shard[ok]
+    trace.cols["shard"][t] = stream.route(src.take(ok))
     trace.cols["seq"][t] = seq[ok]
     trace.cols["subseq"][t] = 0
     trace.cols["arrival_time"][t] = t_send[ok]
