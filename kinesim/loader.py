@@ -257,6 +257,9 @@ MAX_TRACE_PERIODS = 5_000_000
 #: Most user records a whole run may simulate (all fleets over ``duration``): a day of 100,000
 #: sensors at 1 Hz (8.6e9) fits; a century of a small fleet, which would run for weeks, does not.
 MAX_RUN_RECORDS = 10_000_000_000
+#: Largest number of simulation steps (write windows and GetRecords calls) in a run: about an hour
+#: of wall time at tens of microseconds a step (a year of 100 readers polling each second is 3e9).
+MAX_RUN_STEPS = 200_000_000
 
 
 def expected_run_records(s: Scenario) -> float:
@@ -276,11 +279,18 @@ def expected_run_records(s: Scenario) -> float:
 
 
 def _check_run_size(s: Scenario) -> None:
-    """Refuse runs that would simulate more than :data:`MAX_RUN_RECORDS` user records."""
+    """Refuse runs that would simulate more than :data:`MAX_RUN_RECORDS` user records, or take
+    more than :data:`MAX_RUN_STEPS` steps (write windows and GetRecords calls, whatever the rates)."""
     records = expected_run_records(s)
     if records > MAX_RUN_RECORDS:
         raise ScenarioError("duration", f"the run would simulate {format_sci(records)} records; at most "
                             f"{format_sci(MAX_RUN_RECORDS)} (shorten duration or lower the fleets' rates)")
+    windows = sum(s.duration / max(f.producer.max_buffered_time, 1.0) for f in s.fleets)
+    calls = sum(s.duration / c.poll_interval for c in s.consumers) * s.stream.shards
+    if windows + calls > MAX_RUN_STEPS:
+        raise ScenarioError("duration", f"the run would take about {format_sci(windows + calls)} steps (one-second "
+                            f"write windows and GetRecords calls, one per consumer, shard and poll_interval); at "
+                            f"most {format_sci(MAX_RUN_STEPS)} (shorten duration or raise consumers' poll_interval)")
 
 
 def _count(x: float) -> str:

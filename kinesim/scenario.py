@@ -252,9 +252,16 @@ class Fleet(Model):
 
 
 # ---------------------------------------------------------------- consumers
+#: Longest processing time per record or per GetRecords batch (s): a day.
+MAX_PROCESSING_S = 86_400.0
+
+
 class Processing(Model):
-    per_record: Seconds = 0.0
-    per_batch: Seconds = 0.0
+    """A consumer's processing time (s): ``per_record`` for each user record, ``per_batch`` for
+    each served GetRecords call; each at most :data:`MAX_PROCESSING_S`."""
+
+    per_record: Annotated[Seconds, Field(le=MAX_PROCESSING_S)] = 0.0
+    per_batch: Annotated[Seconds, Field(le=MAX_PROCESSING_S)] = 0.0
 
 
 def _processing(v):

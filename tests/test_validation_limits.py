@@ -215,3 +215,18 @@ def test_documentation_pointers_exist():
     for name in ("cli_schema.py", "scenario.py", "results.py", "scenario_expect.py"):
         text = (ROOT / "kinesim" / name).read_text(encoding="utf-8")
         assert "shared/scenario-format.md" not in text, name
+
+
+def test_a_run_of_too_many_steps_is_refused_whatever_the_rates():
+    """A tiny rate over a huge duration passes the records cap but would poll for days: refused,
+    naming duration; a processing time over a day is refused too."""
+    base = {"name": "steps", "duration": "1000000000s", "stream": {"shards": 1}, "trace": {"period": "1d"},
+            "fleets": [{"name": "f", "sensors": 1, "rate": "1/d", "producer": {"max_buffered_time": "1s"}}],
+            "consumers": [{"name": "c"}]}
+    with pytest.raises(ScenarioError) as err:
+        kinesim.load_scenario(base)
+    assert err.value.path == "duration" and "steps" in str(err.value)
+    kinesim.load_scenario({**base, "duration": "30d"})
+    with pytest.raises(ScenarioError) as err:
+        kinesim.load_scenario({**base, "duration": "1h", "consumers": [{"name": "c", "processing_time": "2d"}]})
+    assert err.value.path == "consumers[0].processing_time"
