@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pandas.testing as pdt
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import kinesim
 from kinesim.compiled import compiled
@@ -102,4 +104,27 @@ def test_fused_window_orders_old_retries_before_this_windows_retries(jitter, mon
     fused, writer = run(spec, "fused", monkeypatch)
     replay, _ = run(spec, "replay", monkeypatch)
     assert writer.windows_fused > 0
+    assert_equal_results(fused, replay)
+
+
+@needs_numba
+@settings(max_examples=12, deadline=None)
+@given(shards=st.integers(1, 4), sensors=st.sampled_from([300, 1500, 4000]),
+       buffered=st.sampled_from(["100ms", "250ms", "1s"]), max_attempts=st.integers(1, 6),
+       backoff=st.sampled_from(["exponential", "constant", "none"]), jitter=st.sampled_from(["none", "full"]),
+       ttl=st.sampled_from(["1s", "30s"]), size=st.sampled_from(["200B", {"uniform": ["10B", "2KiB"]}]),
+       key=st.sampled_from(["sensor", "random", {"hot": {"keys": 1, "share": 0.5}}]), seed=st.integers(0, 50))
+def test_fused_window_equals_replay_on_random_scenarios(shards, sensors, buffered, max_attempts, backoff, jitter, ttl,
+                                                       size, key, seed):
+    """Any mix of load, flush period, retry policy, record sizes and partition keys: the one-pass
+    window and the flush-by-flush replay give the same traces."""
+    spec = one_fleet({"max_attempts": max_attempts, "backoff": backoff, "base": "100ms", "max": "1s", "jitter": jitter},
+                     sensors=sensors, record_size=size, partition_key=key)
+    spec["fleets"][0]["producer"].update(max_buffered_time=buffered, record_ttl=ttl)
+    spec.update(seed=seed, duration="6s")
+    spec["stream"]["shards"] = shards
+    with pytest.MonkeyPatch.context() as mp:
+        fused, writer = run(spec, "fused", mp)
+        assume(writer.windows_fused > 0)  # not when the byte limit binds in every window
+        replay, _ = run(spec, "replay", mp)
     assert_equal_results(fused, replay)
