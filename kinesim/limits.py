@@ -144,6 +144,17 @@ class ReadLimiter:
         self.debt += nbytes
 
 
+def put_records_calls(records: np.ndarray, nbytes: np.ndarray, accepted: np.ndarray, limits) -> tuple[np.ndarray, np.ndarray]:
+    """PutRecords calls of flushes that sent ``records`` Kinesis records of ``nbytes`` bytes, of
+    which ``accepted`` were accepted (arrays, one entry per flush): ``max(ceil(records / 500),
+    ceil(bytes / 5 MiB))`` calls each (``limits.put_records_max_records`` / ``_max_bytes``,
+    API_PutRecords.html; exact while the byte cap does not bind), and the failed ones (a call with a
+    rejected record) as if each flush's accepted records came first. Returns ``(calls, failed)``."""
+    calls = np.maximum(-(-records // limits.put_records_max_records), -(-nbytes // limits.put_records_max_bytes))
+    failed = np.where(accepted < records, calls - accepted // limits.put_records_max_records, 0)
+    return calls, failed
+
+
 def greedy_groups(size: np.ndarray, max_bytes: int, max_count: int | None = None, breaks: np.ndarray | None = None) -> np.ndarray:
     """Pack items in order into consecutive groups of at most ``max_bytes`` and ``max_count``.
 

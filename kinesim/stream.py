@@ -220,7 +220,7 @@ class Stream:
             k_start = np.flatnonzero(np.diff(user_k, prepend=-1))
             subseq = (np.arange(n) - np.repeat(k_start, np.diff(k_start, append=n))).astype(np.int32)
         if len(by_shard):
-            self._append(users, by_shard, k_start, subseq, n_acc, k_time, k_size, k_seq, single_time)
+            self.append_logs(users, by_shard, k_start, subseq, n_acc, k_time, k_size, k_seq, single_time)
         return accepted, seq, subseq
 
     def _count_writes(self, k_time, k_shard, acc_k, acc_shard, acc_size, n_acc, b_acc, ordered) -> None:
@@ -262,7 +262,7 @@ class Stream:
         self.next_seq += len(order)
         return k_seq, by_shard
 
-    def _append(self, users, by_shard, k_start, subseq, n_acc, k_time, k_size, k_seq, single_time) -> None:
+    def append_logs(self, users, by_shard, k_start, subseq, n_acc, k_time, k_size, k_seq, single_time) -> None:
         """Append the accepted Kinesis records ``by_shard`` (grouped by shard, ``n_acc`` each, in
         sequence order) to their shards' logs, one row per user record (``k_start``: see
         :meth:`commit`; ``None`` when each holds one). Each stored column is built once for all

@@ -38,6 +38,7 @@ import numpy as np
 
 from kinesim import writer_fused as fused
 from kinesim.batch import RecordBatch
+from kinesim.limits import put_records_calls
 from kinesim.producer import Producer, aggregate
 from kinesim.retry_window import DROPPED_MAX_ATTEMPTS, DROPPED_TTL, retry_chain
 
@@ -330,9 +331,7 @@ class _PerFlush:
             self.accepted += np.bincount(flush[accepted], minlength=self.n_flush)
 
     def count_calls(self, stats, p_flush: np.ndarray, limits) -> None:
-        n, n_acc = self.records, self.accepted
-        calls = np.maximum(-(-n // limits.put_records_max_records), -(-self.bytes // limits.put_records_max_bytes))
-        failed = np.where(n_acc < n, calls - n_acc // limits.put_records_max_records, 0)
+        calls, failed = put_records_calls(self.records, self.bytes, self.accepted, limits)
         stats.add_at("put_records_calls", p_flush, calls)
         stats.add_at("put_records_failed_calls", p_flush, failed)
-        stats.add_at("kinesis_records_sent", p_flush, n)
+        stats.add_at("kinesis_records_sent", p_flush, self.records)

@@ -17,6 +17,7 @@ import numpy as np
 
 from kinesim.batch import RecordBatch
 from kinesim.compiled import compiled
+from kinesim.limits import put_records_calls
 from kinesim.retry_window import generator
 from kinesim.tracing import DROP_REASONS
 
@@ -59,14 +60,13 @@ def fused_window(group, plan, new) -> bool:
     stream.next_seq += len(by_shard)
     t_send = times[when]  # meaningful where a row was sent
     if len(by_shard):
-        stream._append(src, by_shard, None, np.zeros(len(by_shard), np.int32), n_acc, t_send, src.size, seq, False)
+        stream.append_logs(src, by_shard, None, np.zeros(len(by_shard), np.int32), n_acc, t_send, src.size, seq, False)
     # the producer: counts (all flushes are in one period), drops, the records trace, the retry buffer
     st, p = prod.stats, group.grid.index(t0)
-    calls = np.maximum(-(-sent // limits.put_records_max_records), -(-bytes_f // limits.put_records_max_bytes))
+    calls, failed = put_records_calls(sent, bytes_f, acc_f, limits)
     st.add(p, records_produced=len(batch), put_attempts=int(sent.sum()), records_accepted=int(acc_f.sum()),
            records_throttled=int((sent - acc_f).sum()), records_retried=int(retried.sum()),
-           put_records_calls=int(calls.sum()),
-           put_records_failed_calls=int(np.where(acc_f < sent, calls - acc_f // limits.put_records_max_records, 0).sum()),
+           put_records_calls=int(calls.sum()), put_records_failed_calls=int(failed.sum()),
            kinesis_records_sent=int(sent.sum()))
     counts = np.bincount(fate, minlength=ACCEPTED + 1)
     for code in (1, 2, 3):
