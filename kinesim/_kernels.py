@@ -17,7 +17,6 @@ Callers reach them through :mod:`kinesim.compiled` (``KINESIM_NUMBA=0`` turns th
 runs both versions and compares them."""
 from __future__ import annotations
 
-import math
 
 import numba
 import numpy as np

@@ -31,6 +31,7 @@ _ALTERNATIVES: dict[str, list[dict]] = {
     "parse_bytes": [_SIZE],
     "parse_rate": [_RATE],
     "parse_byte_rate": [_BYTE_RATE],
+    "parse_bytes_per_second": [_SIZE, _BYTE_RATE],
     "_processing": [{"type": "number", "description": "seconds per record"}, _DURATION],
     "_shard_id": [{"type": "integer", "minimum": 0, "description": "a shard index"}],
     "_shorthand": [{"type": "number"}, _DURATION],

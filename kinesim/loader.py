@@ -15,8 +15,9 @@ import yaml
 
 from kinesim.errors import ScenarioError, format_path, format_sci
 from kinesim.scenario import Scenario
+from kinesim.scenario_checks import check_limits, check_time_range
 from kinesim.scenario_expect import check_expect
-from kinesim.units import format_bytes, format_duration
+from kinesim.units import format_duration
 from kinesim.yaml_guard import TooManyValues, bounded_repr, check_expansion
 
 
@@ -74,11 +75,11 @@ def read_yaml(text: str, source: str = "<scenario>") -> Any:
         raise ScenarioError("", f"{source}: invalid YAML{where}: {problem}") from None
 
 
-def load_scenario(source: str | Path | Mapping | Scenario, overrides: Mapping[str, str] | None = None) -> Scenario:
+def load_scenario(source: str | Path | Mapping | Scenario, overrides: Mapping[str, Any] | None = None) -> Scenario:
     """Return a validated :class:`Scenario` from a YAML path, a YAML string, a dict or a Scenario.
 
-    ``overrides`` maps dotted paths to YAML values (``{"stream.shards": "4"}``), applied before
-    validation. Raises :class:`ScenarioError` (one line: path and what is allowed).
+    ``overrides`` maps dotted paths to YAML text (``{"stream.shards": "4"}``, as ``--set``) or to
+    values (``{"stream.shards": 4}``, numpy scalars too), applied before validation. Raises :class:`ScenarioError` (one line: path and what is allowed).
     """
     if isinstance(source, Scenario):
         data = source.model_dump(mode="json", exclude_none=True)
@@ -112,8 +113,9 @@ def load_scenario(source: str | Path | Mapping | Scenario, overrides: Mapping[st
     return scenario
 
 
-def apply_override(data: dict, path: str, value: str) -> None:
-    """Set ``data[path] = yaml(value)`` for a dotted path with ``[i]`` list indices."""
+def apply_override(data: dict, path: str, value) -> None:
+    """Set ``data[path] = yaml(value)`` for a dotted path with ``[i]`` list indices; a value that
+    is not a string (a number, a list, a numpy scalar) is used as it is."""
     if not re.fullmatch(r"[A-Za-z_][\w-]*(\[\d+\])*(\.[A-Za-z_][\w-]*(\[\d+\])*)*", path):
         raise ScenarioError(path, "cannot read this path; write it like stream.shards or fleets[0].rate")
     parts = re.findall(r"[^.\[\]]+|\[\d+\]", path)
@@ -127,11 +129,22 @@ def apply_override(data: dict, path: str, value: str) -> None:
         elif not isinstance(node, dict):
             raise ScenarioError(path, f"{format_path(tuple(parts[:i]))} is not a mapping")
         if last:
-            node[key] = read_yaml(value, f"--set {path}")
+            node[key] = read_yaml(value, f"--set {path}") if isinstance(value, str) else _plain(value)
         else:
             if isinstance(node, dict) and key not in node:
                 node[key] = {}
             node = node[key]
+
+
+def _plain(value):
+    """A Python value for the schema: numpy scalars (``np.int64(4)`` from ``np.arange``) become
+    Python numbers, inside lists and mappings too."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    item = getattr(value, "item", None)
+    return item() if callable(item) and getattr(value, "ndim", None) == 0 else value
 
 
 def _to_scenario_error(exc: pydantic.ValidationError, data: Any) -> ScenarioError:
@@ -298,32 +311,6 @@ def _count(x: float) -> str:
     return f"{x:,.0f}" if abs(x) < 1e15 else format_sci(x)
 
 
-def check_limits(s: Scenario) -> None:
-    """Refuse limits that contradict each other (AWS: a record is at most 1 MiB, a PutRecords request
-    5 MiB, a GetRecords response 10 MiB, so a request or a response always holds one record of the
-    maximum size; API_PutRecords.html, API_GetRecords.html), and ``burst`` outside the token bucket."""
-    limits = s.stream.limits
-    given = limits.model_fields_set
-    for name, what in (("put_records_max_bytes", "a PutRecords request"), ("get_records_max_bytes", "a GetRecords response")):
-        cap = getattr(limits, name)
-        if cap < limits.max_record_size:
-            # name the value the user set (the other is AWS's default)
-            if "max_record_size" in given and name not in given:
-                raise ScenarioError("stream.limits.max_record_size", f"must not exceed {name} ({format_bytes(cap)}): "
-                                    f"{what} must hold one record of the maximum size, got {format_bytes(limits.max_record_size)}")
-            raise ScenarioError(f"stream.limits.{name}", f"must be at least max_record_size ({format_bytes(limits.max_record_size)}): "
-                                f"{what} must hold one record of the maximum size, got {format_bytes(cap)}")
-    if "burst" in given and limits.write_model != "token_bucket":
-        raise ScenarioError("stream.limits.burst", "applies only with write_model: token_bucket (the bucket's depth), "
-                            f"got write_model: {limits.write_model}; remove burst or set write_model: token_bucket")
-    for i, fleet in enumerate(s.fleets):
-        producer = fleet.producer
-        if producer.aggregation and producer.aggregation_max_size > limits.max_record_size:
-            raise ScenarioError(f"fleets[{i}].producer.aggregation_max_size", "must not exceed stream.limits.max_record_size "
-                                f"({format_bytes(limits.max_record_size)}) with aggregation: an aggregate is one Kinesis "
-                                f"record, got {format_bytes(producer.aggregation_max_size)}")
-
-
 def check_cross_fields(s: Scenario) -> None:
     """Checks across fields: unique names, profiles in time order, sizes within the limits."""
     seen: set[str] = set()
@@ -350,6 +337,7 @@ def check_cross_fields(s: Scenario) -> None:
             raise ScenarioError(f"consumers[{i}].name", f"must be unique, {consumer.name!r} is used twice")
         names.add(consumer.name)
     check_limits(s)
+    check_time_range(s)
     _check_load(s)
     _check_run_size(s)
     periods = s.duration / s.trace.period

@@ -19,8 +19,8 @@ from kinesim import aws
 from kinesim.scenario_expect import Check
 from kinesim.scenario_lake import Emr, Firehose
 from kinesim.scenario_scaling import Autoscaling, OnDemand, ReshardOp
-from kinesim.schema_types import (Bytes, Model, PerSecond, PositiveBytes, PositiveSeconds, Seconds, no_bool,
-                                  positive as _positive, refuse as _refuse)
+from kinesim.schema_types import (Bytes, Model, PerSecond, PositiveBytes, PositiveBytesPerSecondLimit, PositiveSeconds,
+                                  Seconds, no_bool, positive as _positive, refuse as _refuse)
 from kinesim.units import format_bytes, parse_bytes
 
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)]
@@ -39,9 +39,9 @@ def _not_supported_yet(what: str):
 class Limits(Model):
     """Per-shard and per-request limits; defaults are AWS's documented values (:mod:`kinesim.aws`)."""
 
-    write_bytes_per_s: PositiveBytes = aws.SHARD_WRITE_BYTES_PER_S
+    write_bytes_per_s: PositiveBytesPerSecondLimit = aws.SHARD_WRITE_BYTES_PER_S
     write_records_per_s: Annotated[int, BeforeValidator(no_bool), Field(gt=0)] = aws.SHARD_WRITE_RECORDS_PER_S
-    read_bytes_per_s: PositiveBytes = aws.SHARD_READ_BYTES_PER_S
+    read_bytes_per_s: PositiveBytesPerSecondLimit = aws.SHARD_READ_BYTES_PER_S
     read_calls_per_s: Annotated[int, BeforeValidator(no_bool), Field(gt=0)] = aws.SHARD_READ_CALLS_PER_S
     get_records_max_bytes: PositiveBytes = aws.GET_RECORDS_MAX_BYTES
     put_records_max_bytes: PositiveBytes = aws.PUT_RECORDS_MAX_BYTES
@@ -51,7 +51,7 @@ class Limits(Model):
     max_record_size: PositiveBytes = aws.MAX_RECORD_SIZE
     #: ``window``: per one-second window (AWS's "per second"); ``token_bucket``: refilled
     #: continuously, holding at most ``burst`` seconds of the rate (``burst`` may be given only
-    #: with ``token_bucket``: :func:`kinesim.loader.check_limits`).
+    #: with ``token_bucket``: :func:`kinesim.scenario_checks.check_limits`).
     write_model: Literal["window", "token_bucket"] = "window"
     burst: PositiveSeconds = 1.0
 
@@ -131,6 +131,12 @@ def _arrival(v):
     if isinstance(v, dict) and set(v) == {"replay"}:
         raise ValueError("replay is not supported yet; use periodic, poisson or {bursty: {on, off}}")
     raise ValueError(f"must be periodic, poisson or {{bursty: {{on: 5s, off: 55s}}}}, got {v!r}")
+
+
+def _at_least_1ms(v: float) -> float:
+    if v < 0.001 - 1e-12:
+        raise ValueError(f"must be at least 1ms (KPL RecordMaxBufferedTime counts whole milliseconds), got {v:g} s")
+    return v
 
 
 class ProfileStep(Model):
@@ -216,7 +222,8 @@ class Producer(Model):
     """KPL-like producer settings. Defaults: RecordMaxBufferedTime 100 ms, RecordTtl 30 s,
     AggregationMaxSize 51,200 bytes (KPL default_config.properties, see :mod:`kinesim.aws`)."""
 
-    max_buffered_time: PositiveSeconds = aws.KPL_RECORD_MAX_BUFFERED_TIME_S
+    #: KPL RecordMaxBufferedTime is a whole number of milliseconds: at least 1 ms here
+    max_buffered_time: Annotated[PositiveSeconds, AfterValidator(_at_least_1ms)] = aws.KPL_RECORD_MAX_BUFFERED_TIME_S
     aggregation: bool = False
     aggregation_max_size: Annotated[Bytes, Field(ge=1024, le=aws.MAX_RECORD_SIZE)] = aws.KPL_AGGREGATION_MAX_SIZE
     retries: Retries = Retries()

@@ -147,6 +147,8 @@ def _check_timestamp_format(fmt: str) -> None:
     (``/ - _ . =``, spaces, digits) and ``'quoted text'`` are literal text, as in Java."""
     allowed = f"allowed: {', '.join(TIMESTAMP_PATTERNS)}, 'quoted text' and literal separators (/ - _ . = space)"
     hint = " (Java DateTimeFormatter patterns, not strftime: yyyy for %Y, MM for %m)" if "%" in fmt else ""
+    if not re.search(r"[A-Za-z]", re.sub(r"'[^']*'", "", fmt)):
+        raise ValueError(f"!{{timestamp:{fmt}}}: the format has no date or time pattern; {allowed}")
     for m in re.finditer(r"'[^']*'|'|([A-Za-z])\1*|.", fmt):
         tok = m.group(0)
         if tok == "'":

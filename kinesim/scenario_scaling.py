@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import BeforeValidator, Field, model_validator
 
 from kinesim import aws
-from kinesim.schema_types import no_bool, Model as _Model, PositiveBytes as Bytes, PositiveSeconds, Seconds
+from kinesim.schema_types import no_bool, Model as _Model, PositiveBytesPerSecondLimit, PositiveSeconds, Seconds
 
 
 def _hash_key(v):
@@ -132,6 +132,6 @@ class OnDemand(_Model):
     ``split_records_per_s`` (kinesim's counterpart: half the record limit) is split at the middle
     of its range ``split_delay`` later (AWS: "within 15 minutes")."""
 
-    split_bytes_per_s: Bytes = aws.ON_DEMAND_SPLIT_BYTES_PER_S
+    split_bytes_per_s: PositiveBytesPerSecondLimit = aws.ON_DEMAND_SPLIT_BYTES_PER_S
     split_records_per_s: Annotated[int, BeforeValidator(no_bool), Field(ge=1)] = aws.SHARD_WRITE_RECORDS_PER_S // 2
     split_delay: PositiveSeconds = float(aws.ON_DEMAND_SPLIT_DELAY_S)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
-from kinesim.units import parse_byte_rate, parse_bytes, parse_duration, parse_rate
+from kinesim.units import parse_byte_rate, parse_bytes, parse_bytes_per_second, parse_duration, parse_rate
 
 
 class Model(BaseModel):
@@ -46,3 +46,6 @@ PerSecond = Annotated[float, BeforeValidator(parse_rate)]
 BytesPerSecond = Annotated[float, BeforeValidator(parse_byte_rate)]
 PositiveSeconds = Annotated[Seconds, AfterValidator(positive)]
 PositiveBytes = Annotated[Bytes, AfterValidator(positive)]
+#: A per-second byte limit: ``1MiB`` or ``1MiB/s`` (:func:`kinesim.units.parse_bytes_per_second`).
+BytesPerSecondLimit = Annotated[int, BeforeValidator(parse_bytes_per_second)]
+PositiveBytesPerSecondLimit = Annotated[BytesPerSecondLimit, AfterValidator(positive)]

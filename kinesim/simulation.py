@@ -145,11 +145,6 @@ def simulate(scenario, *, overrides: dict | None = None,
     from kinesim.loader import load_scenario
 
     if overrides or not isinstance(scenario, Scenario):
-        scenario = load_scenario(scenario, {k: v if isinstance(v, str) else _yaml_value(v) for k, v in (overrides or {}).items()})
+        scenario = load_scenario(scenario, overrides)
     return Simulation(scenario).run(progress)
 
-
-def _yaml_value(v) -> str:
-    import yaml
-
-    return yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()

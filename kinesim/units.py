@@ -35,6 +35,12 @@ def _quantity(text: str, what: str) -> pint.Quantity:
         raise ValueError(f"must be {what}, got {text!r}") from None
 
 
+def _information_units(q: pint.Quantity) -> dict[str, float]:
+    """The units of ``q`` that measure information (byte, bit and their multiples), with their
+    exponents. pint counts them as dimensionless, so ``1 KiB/s`` would pass for a rate of 8,192/s."""
+    return {name: power for name, power in q.unit_items() if name.endswith(("byte", "bit"))}
+
+
 def _reject_bool(value: object, what: str) -> None:
     if isinstance(value, bool):
         raise ValueError(f"must be {what}, got {value!r}")
@@ -51,6 +57,8 @@ def parse_duration(value: object) -> float:
         seconds = float(value)
     elif isinstance(value, str):
         q = _quantity(value, f"a duration ({DURATION_UNITS})")
+        if _information_units(q):
+            raise ValueError(f"must be a duration ({DURATION_UNITS}), got {value!r} (a size, not a time)")
         if q.dimensionless:
             if q.unitless:
                 seconds = float(q.magnitude)
@@ -82,13 +90,14 @@ def parse_bytes(value: object) -> int:
         size = float(value)
     elif isinstance(value, str):
         q = _quantity(value, f"a size ({BYTE_UNITS})")
-        units = str(q.units)
+        info = _information_units(q)
         if q.unitless:
             size = float(q.magnitude)
-        elif "byte" in units or "bit" in units:
+        elif len(info) == 1 and list(info.values()) == [1] and len(dict(q.unit_items())) == 1:
             size = float(q.to("byte").magnitude)
         else:
-            raise ValueError(f"must be a size ({BYTE_UNITS}), got {value!r}")
+            rate = " (a rate: sizes have no /s)" if str(q.dimensionality) == "1 / [time]" else ""
+            raise ValueError(f"must be a size ({BYTE_UNITS}), got {value!r}{rate}")
     else:
         raise ValueError(f"must be a size like 512B or 1MiB, got {value!r}")
     if not math.isfinite(size) or size < 0:
@@ -106,6 +115,8 @@ def _per_second(value: object, unit: str, what: str, noun: str) -> float:
         rate = float(value)
     elif isinstance(value, str):
         q = _quantity(value, what)
+        if _information_units(q) and "byte" not in unit:
+            raise ValueError(f"must be {what}, got {value!r} (a byte rate, not a count per time)")
         if q.unitless:
             rate = float(q.magnitude)
         else:
@@ -126,6 +137,16 @@ def parse_rate(value: object) -> float:
     Accepts ``"1/s"``, ``"10/min"``, ``"0.5/s"``, ``"3600/h"``, or a plain number (per second).
     """
     return _per_second(value, "1/second", "a rate like 1/s or 10/min", "rate")
+
+
+def parse_bytes_per_second(value: object) -> int:
+    """A per-second byte limit in bytes per second (an int): a size, meant per second (``"1MiB"``,
+    as the field's name says), or a byte rate (``"1MiB/s"``); bounded like :func:`parse_bytes`."""
+    if isinstance(value, str) and not isinstance(value, bool):
+        q = _quantity(value, f"a size per second ({BYTE_UNITS}, optionally /s)")
+        if _information_units(q) and str(q.dimensionality) == "1 / [time]":
+            return parse_bytes(parse_byte_rate(value))
+    return parse_bytes(value)
 
 
 def format_bytes(n: float) -> str:

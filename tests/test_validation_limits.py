@@ -16,6 +16,8 @@ from kinesim import cli
 from kinesim.cli_schema import scenario_json_schema
 from kinesim.errors import ScenarioError
 
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+
 ROOT = Path(__file__).resolve().parents[1]
 MAX_BYTES = 512 * 2**20  # kinesim.units.MAX_BYTES
 
@@ -230,3 +232,39 @@ def test_a_run_of_too_many_steps_is_refused_whatever_the_rates():
     with pytest.raises(ScenarioError) as err:
         kinesim.load_scenario({**base, "duration": "1h", "consumers": [{"name": "c", "processing_time": "2d"}]})
     assert err.value.path == "consumers[0].processing_time"
+
+
+@pytest.mark.parametrize("path, value, words", [
+    ("stream.limits.read_bytes_per_s", "1 KiB**2", "must be a size"),
+    ("fleets[0].record_size", "1 MiB/s", "a rate: sizes have no /s"),
+    ("consumers[0].poll_interval", "1 s*B", "a size, not a time"),
+    ("fleets[0].rate", "1 KiB/s", "a byte rate"),
+    ("fleets[0].producer.max_buffered_time", "1ns", "at least 1ms"),
+    ("start_time", "9999-12-31T23:59:59Z", "1970 to 2199"),
+    ("stream.limits.burst", "1ns", "hold at least one record"),
+])
+def test_units_of_the_wrong_kind_and_out_of_range_values_are_refused(path, value, words):
+    """pint counts a byte as a dimensionless 8 (bits), so ``1 KiB/s`` would pass for 8,192 events/s
+    and ``1 s*B`` for 8 s: information units are refused where they do not belong."""
+    overrides = {path: value}
+    if path == "stream.limits.burst":
+        overrides["stream.limits.write_model"] = "token_bucket"
+    with pytest.raises(ScenarioError) as err:
+        kinesim.load_scenario(SCENARIOS / "overload.yaml", overrides)
+    assert err.value.path == path and words in str(err.value)
+
+
+def test_byte_limits_per_second_take_a_rate_and_overrides_take_numpy_scalars():
+    import numpy as np
+
+    s = kinesim.load_scenario(SCENARIOS / "overload.yaml", {"stream.limits.write_bytes_per_s": "2 MiB/s",
+                                                          "stream.shards": np.int64(3)})
+    assert s.stream.limits.write_bytes_per_s == 2 * 2**20 and s.stream.shards == 3
+    assert kinesim.load_scenario(SCENARIOS / "overload.yaml", {"stream.limits.write_bytes_per_s": "2MiB"}) \
+        .stream.limits.write_bytes_per_s == 2 * 2**20
+
+
+def test_an_empty_timestamp_format_is_refused():
+    with pytest.raises(ScenarioError) as err:
+        kinesim.load_scenario(SCENARIOS / "firehose-buffering.yaml", {"firehose.s3.prefix": "'!{timestamp:}/'"})
+    assert err.value.path == "firehose.s3.prefix" and "no date or time pattern" in str(err.value)
