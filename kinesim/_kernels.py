@@ -151,11 +151,11 @@ def compiled_window(n_pending, ready, event, size, attempts, key, key_shard, new
     flush, due retries before new records. Returns ``exact`` (False: some shard rejected records
     with record capacity left; nothing was drawn and the rest is meaningless), per row the fate
     (0 in the retry buffer, 1-3 dropped for :data:`kinesim.tracing.DROP_REASONS` ``[fate]``, 4
-    accepted), the flush of its send or drop (-1: neither), the attempts made, the ready time and
-    the sequence number (-1: not accepted); the accepted rows grouped by shard in sequence order
-    (flush, shard, send order); the rows of the new retry buffer in queue order; per shard the
-    accepted records and bytes and the rejected attempts; per flush the attempts, accepted
-    records, bytes sent and records given a backoff; per fate the rows."""
+    accepted), the flush of its send or drop (-1: neither), the attempts made, the ready time, the
+    shard (-1: not sent) and the sequence number (-1: not accepted); the accepted rows grouped by
+    shard in sequence order (flush, shard, send order); the rows of the new retry buffer in queue
+    order; per shard the accepted records and bytes and the rejected attempts; per flush the
+    attempts, accepted records, bytes sent and records given a backoff."""
     n, n_flush, n_shards = len(ready), len(times), len(avail_records)
     fate = np.zeros(n, np.int8)
     when = np.full(n, -1, np.int64)
@@ -200,7 +200,7 @@ def compiled_window(n_pending, ready, event, size, attempts, key, key_shard, new
     n_rej = np.zeros(n_shards, np.int64)
     full = np.zeros(n_shards, np.bool_)
     acc_fs = np.zeros((n_flush, n_shards), np.int64)
-    shard = np.empty(n, np.int64)
+    shard = np.full(n, -1, np.int64)
     for p in range(n_sent):
         i = order[p]
         s = key_shard[key[i]]
@@ -284,4 +284,4 @@ def compiled_window(n_pending, ready, event, size, attempts, key, key_shard, new
             k += 1
     for q in range(len(queue)):
         keep[k + q] = rej[queue[q]]
-    return exact, fate, when, made, ready, seq, by_shard, keep, n_acc, b_acc, n_rej, sent, acc_f, bytes_f, retried
+    return exact, fate, when, made, ready, shard, seq, by_shard, keep, n_acc, b_acc, n_rej, sent, acc_f, bytes_f, retried

@@ -82,14 +82,16 @@ class RecordTrace:
         return np.concatenate(picks) if picks else np.zeros(0, np.int64)
 
     def put_outcome(self, batch: RecordBatch, accepted: np.ndarray, shard: np.ndarray, seq: np.ndarray,
-                    subseq: np.ndarray, now: float | np.ndarray) -> None:
+                    subseq: np.ndarray, now: float | np.ndarray, attempts: np.ndarray | None = None) -> None:
         """After a PutRecords attempt at ``now`` (a time, or one per record): attempts for every
-        traced record, shard, position and arrival time for the accepted ones."""
+        traced record, shard, position and arrival time for the accepted ones. ``attempts`` (one
+        per record): the attempts made by now, when not one more than ``batch.attempts`` (a whole
+        window at once, :mod:`kinesim.writer_fused`)."""
         t = batch.trace
         sel = t >= 0
         if not sel.any():
             return
-        self.cols["attempts"][t[sel]] = batch.attempts[sel] + 1
+        self.cols["attempts"][t[sel]] = batch.attempts[sel] + 1 if attempts is None else attempts[sel]
         ok = sel & accepted
         rows = t[ok]
         self.cols["shard"][rows] = shard[ok]

@@ -44,7 +44,7 @@ def fused_window(group, plan, new) -> bool:
     src = RecordBatch.concat([prod.pending, batch])  # the retry buffer, then the new records
     t0 = float(times[0])
     avail_r, avail_b = stream.writes.available(t0)
-    (exact, fate, when, made, ready, seq, by_shard, keep, n_acc, b_acc, n_rej, sent, acc_f, bytes_f,
+    (exact, fate, when, made, ready, shard, seq, by_shard, keep, n_acc, b_acc, n_rej, sent, acc_f, bytes_f,
      retried) = compiled("compiled_window")(
         len(prod.pending), src.ready_time, src.event_time, src.size, src.attempts, src.key, stream.key_shard, f, times,
         limits.max_record_size, avail_r, avail_b, stream.next_seq, *prod.policy, generator(prod.rng))
@@ -59,8 +59,9 @@ def fused_window(group, plan, new) -> bool:
     m.add("WriteProvisionedThroughputExceeded", t0, n_rej)
     stream.next_seq += len(by_shard)
     t_send = times[when]  # meaningful where a row was sent
+    no_subseq = np.zeros(len(src), np.int32)  # no KPL aggregates
     if len(by_shard):
-        stream.append_logs(src, by_shard, None, np.zeros(len(by_shard), np.int32), n_acc, t_send, src.size, seq, False)
+        stream.append_logs(src, by_shard, None, no_subseq, n_acc, t_send, src.size, seq, False)
     # the producer: counts (all flushes are in one period), drops, the records trace, the retry buffer
     st, p = prod.stats, group.grid.index(t0)
     calls, failed = put_records_calls(sent, bytes_f, acc_f, limits)
@@ -73,23 +74,7 @@ def fused_window(group, plan, new) -> bool:
         if counts[code]:
             rows = np.flatnonzero(fate == code)
             prod.drop_counted(np.full(len(rows), p), src.trace[rows], DROP_REASONS[code])
-    _trace(group.trace, src, fate, made, stream, seq, t_send)
+    group.trace.put_outcome(src, fate == ACCEPTED, shard, seq, no_subseq, t_send, attempts=made)
     prod.pending = src.take(keep).replace(attempts=made[keep], ready_time=ready[keep])
     return True
 
-
-def _trace(trace, src: RecordBatch, fate, made, stream, seq, t_send) -> None:
-    """The sampled rows' attempts, and shard, sequence number and arrival of the accepted ones
-    (:meth:`kinesim.tracing.RecordTrace.put_outcome`)."""
-    rows = src.trace
-    sel = np.flatnonzero(rows >= 0)
-    if not len(sel):
-        return
-    t = rows[sel]
-    trace.cols["attempts"][t] = made[sel]
-    ok = sel[fate[sel] == ACCEPTED]
-    t = rows[ok]
-    trace.cols["shard"][t] = stream.route(src.take(ok))
-    trace.cols["seq"][t] = seq[ok]
-    trace.cols["subseq"][t] = 0
-    trace.cols["arrival_time"][t] = t_send[ok]
