@@ -56,6 +56,33 @@ def _delay(made, backoff, base, cap, jitter, u):
 
 
 @numba.njit(cache=True, error_model="numpy")
+def _back_off(rows, m, j, times, made, ready, fate, when, retried, head, tail, nxt, max_attempts, backoff, base, cap,
+              jitter, rng):
+    """Flush ``j``'s rejected rows ``rows[:m]``, in send order: each drops at ``max_attempts``
+    (fate 1) or gets its backoff (one draw per record from ``rng``, the producer's stream) and
+    joins the queue of the first flush due at or after its ready time (the last list: after the
+    window). The queues are linked lists ``head``/``tail`` per flush and ``nxt`` per row."""
+    t, n_flush = times[j], len(times)
+    for k in range(m):
+        r = rows[k]
+        if made[r] >= max_attempts:
+            fate[r], when[r] = 1, j
+            continue
+        retried[j] += 1
+        u = rng.random() if jitter else 0.0
+        ready[r] = t + _delay(made[r], backoff, base, cap, jitter, u)
+        f = j + 1  # the first later flush with ready <= t + 1e-9 (retries are mostly due soon)
+        while f < n_flush and not ready[r] <= times[f] + 1e-9:
+            f += 1
+        nxt[r] = -1
+        if head[f] < 0:
+            head[f] = r
+        else:
+            nxt[tail[f]] = r
+        tail[f] = r
+
+
+@numba.njit(cache=True, error_model="numpy")
 def compiled_chain(flush, band, shard, event, attempts, times, max_attempts, backoff, base, cap, jitter, ttl,
                    aggregation, rng):
     n, n_flush = len(flush), len(times)
@@ -109,24 +136,8 @@ def compiled_chain(flush, band, shard, event, attempts, times, max_attempts, bac
             for k in range(m):
                 tmp[k] = rows[order[k]]
             rows[:m] = tmp[:m]
-        for k in range(m):
-            r = rows[k]
-            if made[r] >= max_attempts:
-                fate[r] = 1
-                when[r] = j
-            else:
-                retried[j] += 1
-                u = rng.random() if jitter else 0.0  # the producer's stream, one draw per record
-                ready[r] = t + _delay(made[r], backoff, base, cap, jitter, u)
-                f = j + 1  # the first later flush with ready <= t + 1e-9 (retries are mostly due soon)
-                while f < n_flush and not ready[r] <= times[f] + 1e-9:
-                    f += 1
-                nxt[r] = -1
-                if head[f] < 0:
-                    head[f] = r
-                else:
-                    nxt[tail[f]] = r
-                tail[f] = r
+        _back_off(rows, m, j, times, made, ready, fate, when, retried, head, tail, nxt, max_attempts, backoff, base,
+                  cap, jitter, rng)
     queue = np.empty(n, np.int64)
     q_len = 0
     r = head[n_flush]
@@ -156,132 +167,176 @@ def compiled_window(n_pending, ready, event, size, attempts, key, key_shard, new
     shard in sequence order (flush, shard, send order); the rows of the new retry buffer in queue
     order; per shard the accepted records and bytes and the rejected attempts; per flush the
     attempts, accepted records, bytes sent and records given a backoff."""
+    # Passes: each row's flush and bucket; the send order (a counting sort); the acceptance, which
+    # splits the sent rows into the accepted and the rejected, each in send order; the sequence
+    # numbers of the accepted; the retries of the rejected (compiled_chain's loop, inlined so that
+    # no per-row arrays are gathered for it and scattered back).
     n, n_flush, n_shards = len(ready), len(times), len(avail_records)
     fate = np.zeros(n, np.int8)
     when = np.full(n, -1, np.int64)
     made = attempts.copy()
     ready = ready.copy()
-    # each row's flush, or a fate without a send; then the send order, a counting sort by
-    # (flush, due retry before new record)
-    flush = np.full(n, -1, np.int64)
+    shard = np.full(n, -1, np.int64)
+    seq = np.full(n, -1, np.int64)
+    # each row's bucket in the send order, 2 * flush + (new record), or -1: a fate without a send
+    bucket = np.empty(n, np.int32)
     start = np.zeros(2 * n_flush + 1, np.int64)
     last = times[n_flush - 1] + 1e-9
-    for i in range(n):
-        if i < n_pending:
-            if ready[i] > last:
-                continue
-            f = 0
-            while f < n_flush - 1 and times[f] < ready[i] - 1e-9:
-                f += 1
-            if times[f] - event[i] > ttl + 1e-9:
-                fate[i], when[i] = 2, f
-                continue
-            flush[i] = f
-            start[2 * f + 1] += 1
-        else:
-            f = new_flush[i - n_pending]
-            if size[i] > max_record_size:
-                fate[i], when[i] = 3, f
-                continue
-            flush[i] = f
-            start[2 * f + 2] += 1
+    for i in range(n_pending):
+        bucket[i] = -1
+        if ready[i] > last:
+            continue
+        f = 0
+        while f < n_flush - 1 and times[f] < ready[i] - 1e-9:
+            f += 1
+        if times[f] - event[i] > ttl + 1e-9:
+            fate[i], when[i] = 2, f
+            continue
+        bucket[i] = 2 * f
+        start[2 * f + 1] += 1
+        shard[i] = key_shard[key[i]]
+    for i in range(n_pending, n):
+        f = new_flush[i - n_pending]
+        if size[i] > max_record_size:
+            fate[i], when[i], bucket[i] = 3, f, -1
+            continue
+        bucket[i] = 2 * f + 1
+        start[2 * f + 2] += 1
+        shard[i] = key_shard[key[i]]
+    # the send order, a counting sort: bucket k is order[start[k]:start[k + 1]]
     for k in range(2 * n_flush):
         start[k + 1] += start[k]
     n_sent = start[2 * n_flush]
     order = np.empty(n_sent, np.int64)
+    at = start.copy()
     for i in range(n):
-        if flush[i] >= 0:
-            k = 2 * flush[i] + (i >= n_pending)
-            order[start[k]] = i
-            start[k] += 1
-    # the longest prefix per shard that fits its capacity (as compiled_accept_prefix)
+        k = bucket[i]
+        if k >= 0:
+            order[at[k]] = i
+            at[k] += 1
+    # the longest prefix per shard that fits its capacity (as compiled_accept_prefix); the accepted
+    # and the rejected rows each listed in send order, so the later passes visit only their own
     n_acc = np.zeros(n_shards, np.int64)
     b_acc = np.zeros(n_shards, np.int64)
     n_rej = np.zeros(n_shards, np.int64)
     full = np.zeros(n_shards, np.bool_)
-    acc_fs = np.zeros((n_flush, n_shards), np.int64)
-    shard = np.full(n, -1, np.int64)
-    for p in range(n_sent):
-        i = order[p]
-        s = key_shard[key[i]]
-        shard[i] = s
-        if not full[s]:
-            c, b = n_acc[s] + 1, b_acc[s] + size[i]
-            if c <= avail_records[s] and b <= avail_bytes[s]:
-                fate[i] = 4
-                n_acc[s], b_acc[s] = c, b
-                acc_fs[flush[i], s] += 1
-                continue
-            full[s] = True
-        n_rej[s] += 1
+    acc_fs = np.zeros(n_flush * n_shards, np.int64)  # accepted per (flush, shard)
+    acc = np.empty(n_sent, np.int64)
+    acc_at = np.empty(n_flush + 1, np.int64)  # flush j's accepted rows: acc[acc_at[j]:acc_at[j + 1]]
+    rej = np.empty(n_sent, np.int64)
+    rej_at = np.empty(2 * n_flush + 1, np.int64)  # bucket k's rejected rows: rej[rej_at[k]:rej_at[k + 1]]
+    sent = np.zeros(n_flush, np.int64)
+    acc_f = np.zeros(n_flush, np.int64)
+    bytes_f = np.zeros(n_flush, np.int64)
+    n_a, n_r = 0, 0
+    for k in range(2 * n_flush):
+        j = k >> 1
+        if k % 2 == 0:
+            acc_at[j] = n_a
+        rej_at[k] = n_r
+        for p in range(start[k], start[k + 1]):
+            i = order[p]
+            s = shard[i]
+            bytes_f[j] += size[i]
+            if not full[s]:
+                c, b = n_acc[s] + 1, b_acc[s] + size[i]
+                if c <= avail_records[s] and b <= avail_bytes[s]:
+                    fate[i] = 4
+                    n_acc[s], b_acc[s] = c, b
+                    acc_fs[j * n_shards + s] += 1
+                    acc[n_a] = i
+                    n_a += 1
+                    continue
+                full[s] = True
+            n_rej[s] += 1
+            rej[n_r] = i
+            n_r += 1
+    acc_at[n_flush] = n_a
+    rej_at[2 * n_flush] = n_r
     exact = True
     for s in range(n_shards):
         if n_rej[s] > 0 and n_acc[s] < avail_records[s]:
             exact = False
-    # sequence numbers by (flush, shard, send order); accepted rows grouped by shard
-    seq_next = np.empty((n_flush, n_shards), np.int64)
-    run = next_seq
-    for j in range(n_flush):
-        for s in range(n_shards):
-            seq_next[j, s] = run
-            run += acc_fs[j, s]
-    shard_at = np.zeros(n_shards, np.int64)
-    for s in range(1, n_shards):
-        shard_at[s] = shard_at[s - 1] + n_acc[s - 1]
-    seq = np.full(n, -1, np.int64)
-    by_shard = np.empty(run - next_seq, np.int64)
-    sent = np.zeros(n_flush, np.int64)
-    acc_f = np.zeros(n_flush, np.int64)
-    bytes_f = np.zeros(n_flush, np.int64)
-    n_rejected = n_sent - (run - next_seq)
-    rej = np.empty(n_rejected, np.int64)
-    r_flush = np.empty(n_rejected, np.int64)
-    r_band = np.empty(n_rejected, np.int64)
-    r_shard = np.empty(n_rejected, np.int64)
-    r_event = np.empty(n_rejected, np.float64)
-    r_attempts = np.empty(n_rejected, np.int32)
-    m = 0
-    for p in range(n_sent if exact else 0):
-        i = order[p]
-        j, s = flush[i], shard[i]
-        when[i] = j
-        made[i] += 1
-        sent[j] += 1
-        bytes_f[j] += size[i]
-        if fate[i] == 4:
-            seq[i] = seq_next[j, s]
-            seq_next[j, s] += 1
-            by_shard[shard_at[s]] = i
-            shard_at[s] += 1
-            acc_f[j] += 1
-        else:
-            rej[m], r_flush[m], r_band[m], r_shard[m] = i, j, 0 if i < n_pending else 2, s
-            r_event[m], r_attempts[m] = event[i], attempts[i]
-            m += 1
-    # the rejected rows' retries in the rest of the window; their re-sends are throttled too
-    c_fate, c_made, c_when, c_ready, queue, sent_flush, sent_row, retried = compiled_chain(
-        r_flush[:m], r_band[:m], r_shard[:m], r_event[:m], r_attempts[:m], times, max_attempts, backoff, base, cap,
-        jitter, ttl, False, rng)
-    for k in range(len(sent_flush)):
-        j, r = sent_flush[k], sent_row[k]
-        sent[j] += 1
-        bytes_f[j] += size[rej[r]]
-        n_rej[r_shard[r]] += 1
-    for r in range(m):
-        i = rej[r]
-        fate[i], made[i], ready[i] = c_fate[r], c_made[r], c_ready[r]
-        if c_fate[r] != 0:
-            when[i] = c_when[r]
+    by_shard = np.empty(n_a, np.int64)
+    retried = np.zeros(n_flush, np.int64)
+    # the retry queue as one linked list (head, tail, nxt[row]) per flush it is due at (the last:
+    # after the window), each in queue order: a record is queued at most once at a time. Only
+    # head exists when not exact (all lists empty); tail and nxt are allocated where the retries
+    # are, which measured a few per cent faster than allocating them here
+    head = np.full(n_flush + 1, -1, np.int64)
+    if not exact:  # nothing sent, numbered or drawn: per flush all zero
+        bytes_f[:] = 0
+    else:
+        # sequence numbers by (flush, shard, send order); accepted rows grouped by shard
+        seq_next = np.empty(n_flush * n_shards, np.int64)
+        run = next_seq
+        for q in range(n_flush * n_shards):
+            seq_next[q] = run
+            run += acc_fs[q]
+        shard_at = np.zeros(n_shards, np.int64)
+        for s in range(1, n_shards):
+            shard_at[s] = shard_at[s - 1] + n_acc[s - 1]
+        for j in range(n_flush):
+            for p in range(acc_at[j], acc_at[j + 1]):
+                i = acc[p]
+                s = shard[i]
+                when[i] = j
+                made[i] += 1
+                seq[i] = seq_next[j * n_shards + s]
+                seq_next[j * n_shards + s] += 1
+                by_shard[shard_at[s]] = i
+                shard_at[s] += 1
+            acc_f[j] = acc_at[j + 1] - acc_at[j]
+            sent[j] = start[2 * j + 2] - start[2 * j]
+        # the rejected rows' retries in the rest of the window (as compiled_chain, without
+        # aggregation); their re-sends are throttled too. Per flush the rows to retry or drop, in
+        # order: the rejected due retries, the queue (re-sent), the rejected new records
+        tail = np.full(n_flush + 1, -1, np.int64)
+        nxt = np.empty(n, np.int64)
+        rows = np.empty(n_r, np.int64)
+        for j in range(n_flush):
+            t = times[j]
+            m = 0
+            for p in range(rej_at[2 * j], rej_at[2 * j + 1]):  # the rejected due retries
+                rows[m] = rej[p]
+                m += 1
+            i = head[j]
+            while i >= 0:  # the queue
+                if t - event[i] > ttl + 1e-9:
+                    fate[i], when[i] = 2, j
+                else:
+                    made[i] += 1
+                    sent[j] += 1
+                    bytes_f[j] += size[i]
+                    n_rej[shard[i]] += 1
+                    rows[m] = i
+                    m += 1
+                i = nxt[i]
+            for p in range(rej_at[2 * j + 1], rej_at[2 * j + 2]):  # the rejected new records
+                rows[m] = rej[p]
+                m += 1
+            for p in range(rej_at[2 * j], rej_at[2 * j + 2]):  # a first send: no backoff yet (ready 0)
+                i = rej[p]
+                when[i], made[i], ready[i] = j, made[i] + 1, 0.0
+            _back_off(rows, m, j, times, made, ready, fate, when, retried, head, tail, nxt, max_attempts, backoff,
+                      base, cap, jitter, rng)
     # the new retry buffer: the buffered records not due, then the queued ones in queue order
     n_kept = 0
     for i in range(n_pending):
-        n_kept += flush[i] < 0 and fate[i] == 0
-    keep = np.empty(n_kept + len(queue), np.int64)
+        n_kept += bucket[i] < 0 and fate[i] == 0
+    i = head[n_flush]
+    while i >= 0:  # (an empty list when not exact: nxt is not read)
+        n_kept += 1
+        i = nxt[i]
+    keep = np.empty(n_kept, np.int64)
     k = 0
     for i in range(n_pending):
-        if flush[i] < 0 and fate[i] == 0:
+        if bucket[i] < 0 and fate[i] == 0:
             keep[k] = i
             k += 1
-    for q in range(len(queue)):
-        keep[k + q] = rej[queue[q]]
+    i = head[n_flush]
+    while i >= 0:
+        keep[k] = i
+        k += 1
+        i = nxt[i]
     return exact, fate, when, made, ready, shard, seq, by_shard, keep, n_acc, b_acc, n_rej, sent, acc_f, bytes_f, retried
