@@ -87,17 +87,17 @@ class RecordTrace:
         traced record, shard, position and arrival time for the accepted ones. ``attempts`` (one
         per record): the attempts made by now, when not one more than ``batch.attempts`` (a whole
         window at once, :mod:`kinesim.writer_fused`)."""
-        t = batch.trace
-        sel = t >= 0
-        if not sel.any():
+        sel = np.flatnonzero(batch.trace >= 0)  # the traced records: few, so index them
+        if not len(sel):
             return
-        self.cols["attempts"][t[sel]] = batch.attempts[sel] + 1 if attempts is None else attempts[sel]
-        ok = sel & accepted
-        rows = t[ok]
-        self.cols["shard"][rows] = shard[ok]
-        self.cols["seq"][rows] = seq[ok]
-        self.cols["subseq"][rows] = subseq[ok]
-        self.cols["arrival_time"][rows] = now[ok] if isinstance(now, np.ndarray) else now
+        t = batch.trace[sel]
+        self.cols["attempts"][t] = batch.attempts[sel] + 1 if attempts is None else attempts[sel]
+        ok = accepted[sel]
+        rows, sel = t[ok], sel[ok]
+        self.cols["shard"][rows] = shard[sel]
+        self.cols["seq"][rows] = seq[sel]
+        self.cols["subseq"][rows] = subseq[sel]
+        self.cols["arrival_time"][rows] = now[sel] if isinstance(now, np.ndarray) else now
 
     def dropped(self, trace: np.ndarray, reason: int) -> None:
         """Records given up (their ``trace`` rows, -1 = not sampled) for DROP_REASONS[reason]."""
