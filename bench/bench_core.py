@@ -135,9 +135,8 @@ def main() -> None:
             print(row(f"reference, {shards} shard(s) ({label})", sensors, minutes, ref))
             print(f"speed ratio, same run ({label}): {eng['records'] / eng['wall'] / ref_rate[label]:.1f}x")
         for (sensors, minutes), m in engine.items():
-            for label, rate in ref_rate.items():
-                print(f"speed ratio, engine on {sensors:,} sensors for {minutes:g} min / reference ({label}): "
-                      f"{m['records'] / m['wall'] / rate:.1f}x")
+            ratios = ", ".join(f"{m['records'] / m['wall'] / rate:.1f}x ({label})" for label, rate in ref_rate.items())
+            print(f"speed ratio, engine on {sensors:,} sensors for {minutes:g} min / reference: {ratios}")
 
 
 if __name__ == "__main__":
