@@ -133,10 +133,12 @@ def main() -> None:
             ref_rate[label] = ref["records"] / ref["wall"]
             print(row(f"engine, {shards} shard(s)", sensors, minutes, eng))
             print(row(f"reference, {shards} shard(s) ({label})", sensors, minutes, ref))
-            print(f"speed ratio, same run ({label}): {eng['records'] / eng['wall'] / ref_rate[label]:.1f}x")
+            print(f"speed ratio on the same fleet and duration ({label}): "
+                  f"{eng['records'] / eng['wall'] / ref_rate[label]:.1f}x")
         for (sensors, minutes), m in engine.items():
             ratios = ", ".join(f"{m['records'] / m['wall'] / rate:.1f}x ({label})" for label, rate in ref_rate.items())
-            print(f"speed ratio, engine on {sensors:,} sensors for {minutes:g} min / reference: {ratios}")
+            print(f"speed ratio, engine's records/s on {sensors:,} sensors for {minutes:g} min over the reference's: "
+                  f"{ratios}")
 
 
 if __name__ == "__main__":

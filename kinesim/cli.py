@@ -9,6 +9,7 @@ Set ``KINESIM_DEBUG=1`` to see the traceback of an unexpected internal error.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn, Optional
@@ -87,6 +88,22 @@ def parse_sets(items: list[str] | None) -> dict[str, str]:
     return out
 
 
+def with_seed(overrides: dict[str, str], seed: int | None) -> dict[str, str]:
+    """``overrides`` plus ``seed`` (``--seed``, which wins over a ``--set seed=...``) when given."""
+    return overrides if seed is None else {**overrides, "seed": str(seed)}
+
+
+def check_command(scenario: Path, sets: dict[str, str], seed: int | None) -> str:
+    """The ``kinesim check`` command line that re-runs ``scenario`` with the same ``--set`` and
+    ``--seed`` options as this run, quoted for a POSIX shell."""
+    words = ["kinesim", "check", str(scenario)]
+    for path, value in sets.items():
+        words += ["--set", f"{path}={value}"]
+    if seed is not None:
+        words += ["--seed", str(seed)]
+    return shlex.join(words)
+
+
 def load(path: Path, overrides: dict[str, str]):
     """Load and validate the scenario at ``path`` with ``overrides``; every failure is a
     :class:`CliError` whose message starts with the file name."""
@@ -150,6 +167,8 @@ SetOpt = Annotated[Optional[list[str]], typer.Option(
     "--set", metavar="PATH=VALUE", show_default=False,
     help="Override a scenario value before validation, e.g. --set stream.shards=4 or "
          "--set fleets[0].rate=2/s (repeatable).")]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Random seed (overrides the scenario's seed).",
+                                                show_default=False)]
 
 
 @app.command()
@@ -159,8 +178,7 @@ def run(
                                                 help="Results folder (default: results/<scenario name>/); replaced if it "
                                                      "holds earlier results.")] = None,
     set_: SetOpt = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (overrides the scenario's seed).",
-                                                show_default=False)] = None,
+    seed: SeedOpt = None,
     no_plots: Annotated[bool, typer.Option("--no-plots", help="Do not write plots/*.png.")] = False,
     html_report: Annotated[bool, typer.Option("--report", help="Also write report.html: description, summary, "
                                                                "cost, expect results and plots in one "
@@ -173,9 +191,8 @@ def run(
     Writes summary.json, a Parquet file per trace, scenario.yaml and plots/*.png (and with
     --report, report.html) into DIR.
     """
-    overrides = parse_sets(set_)
-    if seed is not None:
-        overrides["seed"] = str(seed)
+    sets = parse_sets(set_)
+    overrides = with_seed(sets, seed)
     sc = load(scenario, overrides)
     target = _check_out(out if out is not None else Path("results") / sc.name, scenario)
 
@@ -212,7 +229,7 @@ def run(
 
             outcomes = evaluate(results)
             print(f"expect: {sum(o.passed for o in outcomes)} of {len(outcomes)} checks passed "
-                  f"(kinesim check {scenario} shows them)", flush=True)
+                  f"({check_command(scenario, sets, seed)} shows them)", flush=True)
         print(f"wrote {shown}/ (summary.json, scenario.yaml, {len(traces)} Parquet traces"
               + (f", {len(plots)} plots" if plots else "") + (", report.html" if html_report else "") + ")",
               flush=True)
@@ -254,6 +271,7 @@ def check(
     scenarios: Annotated[list[Path], typer.Argument(metavar="SCENARIO.yaml|DIR", show_default=False,
                                                     help="Scenario files, or folders of them (*.yaml).")],
     set_: SetOpt = None,
+    seed: SeedOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="List only the failed checks.")] = False,
 ) -> int:
     """Run scenarios and evaluate their expect: checks.
@@ -263,7 +281,7 @@ def check(
     """
     from kinesim.cli_check import run_checks
 
-    return run_checks(scenarios, parse_sets(set_), quiet=quiet)
+    return run_checks(scenarios, with_seed(parse_sets(set_), seed), quiet=quiet)
 
 
 @app.command()

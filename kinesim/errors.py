@@ -1,6 +1,8 @@
 """User-facing errors: one line that names the YAML path and what is allowed."""
 from __future__ import annotations
 
+import difflib
+
 
 class ScenarioError(ValueError):
     """An invalid scenario. ``path`` is the YAML path (``fleets[0].rate``), ``message`` the reason.
@@ -15,6 +17,16 @@ class ScenarioError(ValueError):
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
+
+
+def unknown_key(key, known, what: str = "key") -> KeyError:
+    """A ``KeyError`` for ``key`` whose message suggests the close matches among ``known``:
+    ``'throtle_rate': no such key; did you mean 'throttle_rate'?``."""
+    names = [k for k in known if isinstance(k, str)]
+    close = difflib.get_close_matches(str(key), names, n=3, cutoff=0.6)
+    hint = (f"did you mean {' or '.join(repr(c) for c in close)}?" if close
+            else f"known: {', '.join(sorted(names)[:40])}{', ...' if len(names) > 40 else ''}")
+    return KeyError(f"{key!r}: no such {what}; {hint}")
 
 
 def format_path(loc: tuple) -> str:

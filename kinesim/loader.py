@@ -15,7 +15,7 @@ import yaml
 
 from kinesim.errors import ScenarioError, format_path, format_sci
 from kinesim.scenario import Scenario
-from kinesim.scenario_checks import check_limits, check_time_range
+from kinesim.scenario_checks import check_limits, check_time_range, check_trace_size
 from kinesim.scenario_expect import check_expect
 from kinesim.units import format_duration
 from kinesim.yaml_guard import TooManyValues, bounded_repr, check_expansion
@@ -165,7 +165,9 @@ def _to_scenario_error(exc: pydantic.ValidationError, data: Any) -> ScenarioErro
         hint = " (lowercase letters, digits, '-')" if pattern.startswith("^[a-z0-9]") else ""
         message = f"must match {pattern}{hint}, got {_short(first['input'])}"
     elif "got" not in message and "not supported yet" not in message:
-        message = f"{message[0].lower()}{message[1:]}, got {_short(first.get('input'))}"
+        message = f"{message}, got {_short(first.get('input'))}"
+    if first["type"] not in ("value_error", "assertion_error") and message[:1].isupper():
+        message = message[0].lower() + message[1:]  # pydantic's own ("Input should be ..."), lower-case as ours
     if len(message) > MAX_MESSAGE:
         message = message[: MAX_MESSAGE - 1] + "…"
     if len(errors) > 1:
@@ -298,6 +300,7 @@ def _check_run_size(s: Scenario) -> None:
     if records > MAX_RUN_RECORDS:
         raise ScenarioError("duration", f"the run would simulate {format_sci(records)} records; at most "
                             f"{format_sci(MAX_RUN_RECORDS)} (shorten duration or lower the fleets' rates)")
+    check_trace_size(s, records)
     windows = sum(s.duration / max(f.producer.max_buffered_time, 1.0) for f in s.fleets)
     calls = sum(s.duration / c.poll_interval for c in s.consumers) * s.stream.shards
     if windows + calls > MAX_RUN_STEPS:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from kinesim.errors import unknown_key
 from kinesim.tracing import DROP_REASONS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -52,7 +53,10 @@ class Results:
         self.wall_time_s = wall_time_s
 
     def __getitem__(self, key: str):
-        """``results["throttle_rate"]``: a headline figure from the summary."""
+        """``results["throttle_rate"]``: a headline figure from the summary. An unknown name raises
+        a ``KeyError`` that suggests the close matches (``did you mean 'throttle_rate'?``)."""
+        if key not in self.summary_dict:
+            raise unknown_key(key, self.summary_dict, "summary figure")
         return self.summary_dict[key]
 
     def __repr__(self) -> str:
@@ -150,10 +154,11 @@ RESULTS_ENTRIES = {RESULTS_MARKER, "summary.json", "scenario.yaml", "report.html
 
 
 def output_problem(path: Path) -> str | None:
-    """Why ``save`` must not replace ``path`` (None when it may): a file, or a folder that is not
-    empty and holds anything other than an earlier kinesim result."""
+    """Why ``save`` must not replace ``path`` (None when it may): a file (there or where a parent
+    folder must be), or a folder that is not empty and holds anything but an earlier kinesim result."""
     if not path.exists():
-        return None
+        blocker = next((p for p in path.parents if p.exists()), path.parent)
+        return None if blocker.is_dir() else f"cannot be created: {blocker} is a file, not a folder"
     if not path.is_dir():
         return "exists and is not a folder"
     entries = {p.name for p in path.iterdir()}

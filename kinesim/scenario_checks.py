@@ -8,6 +8,10 @@ from kinesim.scenario import Scenario
 from kinesim.units import format_bytes, format_duration
 
 
+#: Most rows the ``records`` trace may keep: each costs about 400 bytes at the run's peak (its
+#: columns, then its DataFrame and Parquet file), so 10 million need about 4 GB.
+MAX_TRACED_RECORDS = 10_000_000
+
 #: Timestamps of a run (``start_time`` to ``start_time + duration``) must fall in these years: the
 #: traces use pandas' nanosecond timestamps (years 1677 to 2262).
 YEARS = (1970, 2200)
@@ -52,3 +56,23 @@ def check_limits(s: Scenario) -> None:
             raise ScenarioError(f"fleets[{i}].producer.aggregation_max_size", "must not exceed stream.limits.max_record_size "
                                 f"({format_bytes(limits.max_record_size)}) with aggregation: an aggregate is one Kinesis "
                                 f"record, got {format_bytes(producer.aggregation_max_size)}")
+        size = fleet.record_size
+        smallest = size if isinstance(size, int) else size.uniform[0] if hasattr(size, "uniform") else None
+        if smallest is not None and smallest >= limits.max_record_size:
+            raise ScenarioError(f"fleets[{i}].record_size", f"every record would be dropped as too large: its data "
+                                f"({format_bytes(smallest)}{' at least' if not isinstance(size, int) else ''}) plus "
+                                f"its partition key exceed stream.limits.max_record_size ({format_bytes(limits.max_record_size)})")
+
+
+def check_trace_size(s: Scenario, records: float) -> None:
+    """Refuse a ``records`` trace of more than :data:`MAX_TRACED_RECORDS` expected rows
+    (``records``: the run's expected user records) with ``trace.records`` ``all`` or ``sample``
+    (``auto`` keeps at most ``trace.auto_limit``)."""
+    t = s.trace
+    kept = records if t.records == "all" else records * t.sample_rate if t.records == "sample" else 0.0
+    if kept > MAX_TRACED_RECORDS:
+        rate = MAX_TRACED_RECORDS / records
+        gib = kept * 400 / 2**30
+        raise ScenarioError("trace.records", f"{t.records} would keep about {kept:,.0f} records in the records trace "
+                            f"(about {gib:,.0f} GiB of memory); at most {MAX_TRACED_RECORDS:,}: use auto, or sample "
+                            f"with sample_rate at most {rate:.3g}")

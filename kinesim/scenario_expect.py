@@ -20,9 +20,11 @@ Two kinds of check, told apart by their comparators:
   per period, ages in milliseconds), as in the Parquet files. Periods without a value (an age
   where no GetRecords call happened) are left out.
 
-Several comparators in one check must all hold. Names that are not known at load time are errors
-naming the YAML path (``expect[2].metric``), except names of optional components (``cost_usd``,
-``firehose.*``, ...), which are looked up in the run and fail the check when absent.
+Several comparators in one check must all hold (so ``above`` must be less than ``below``, and
+``mean_above`` less than ``mean_below``, ...: bounds no value can meet are refused). Names that are
+not known at load time are errors naming the YAML path (``expect[2].metric``), except names of
+optional components (``cost_usd``, ``firehose.*``, ...), which are looked up in the run and fail the
+check when absent.
 """
 from __future__ import annotations
 
@@ -140,6 +142,11 @@ class Check(_Model):
                                  f"got it with {used_summary[0]}")
         if self.between is not None and self.between[0] > self.between[1]:
             raise ValueError(f"between must be [low, high] with low <= high, got {self.between}")
+        for prefix in ("", "mean_", "max_", "min_"):  # above and below are strict: no value passes a >= b
+            low, high = getattr(self, f"{prefix}above"), getattr(self, f"{prefix}below")
+            if low is not None and high is not None and low >= high:
+                raise ValueError(f"{prefix}above must be less than {prefix}below (no value can pass), "
+                                 f"got {prefix}above: {_g(low)}, {prefix}below: {_g(high)}")
         if self.window is not None and not self.window[0] < self.window[1]:
             raise ValueError(f"window must be [from, to] with from < to, got {self.window}")
         if self.shard is not None and self.fleet is not None:

@@ -3,6 +3,8 @@ so pytest-xdist spreads them), the lesson library is complete, and the command's
 and ``--set`` work."""
 from __future__ import annotations
 
+import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -116,3 +118,27 @@ def test_run_reports_the_checks(tmp_path, capsys):
     assert "expect: 2 of 2 checks passed" in out
     saved = yaml.safe_load((tmp_path / "out" / "scenario.yaml").read_text())
     assert saved["expect"][0] == {"metric": "throttle_rate", "equals": 0.0, "why": "50 records/s"}
+
+
+def test_run_suggests_a_check_command_with_its_own_set_and_seed_options(tmp_path, capsys):
+    # overloaded by the --set options: the suggested command must reproduce the run, not the file
+    path = write(tmp_path / "my lessons", "tiny.yaml", TINY)
+    options = ["--set", "fleets[0].sensors=70", "--set", "fleets[0].rate=1 / s", "--seed", "5"]
+    code, out, err = invoke(["run", path, "--out", tmp_path / "out", "--no-plots", *options], capsys)
+    assert code == 0, err
+    expected = (f"kinesim check {shlex.quote(str(path))} --set 'fleets[0].sensors=70' --set 'fleets[0].rate=1 / s' "
+                "--seed 5")
+    assert f"expect: 1 of 2 checks passed ({expected} shows them)" in out, out
+    code, out, err = invoke(shlex.split(expected)[1:], capsys)  # what a shell would pass
+    assert code == 1, out + err
+    assert "1 scenario, 2 checks: 1 passed, 1 failed" in out
+    saved = yaml.safe_load((tmp_path / "out" / "scenario.yaml").read_text())
+    assert saved["seed"] == 5 and saved["fleets"][0]["sensors"] == 70
+
+
+def test_check_seed_is_the_same_as_set_seed(tmp_path, capsys):
+    path = write(tmp_path, "m.yaml", {**TINY, "fleets": [{**TINY["fleets"][0], "arrival": "poisson"}],
+                                      "expect": [{"metric": "records_produced", "equals": 0}]})
+    runs = [invoke(["check", path, *args], capsys)[1] for args in (["--seed", "4"], ["--set", "seed=4"], ["--seed", "5"])]
+    measured = [re.search(r"records_produced = 0\s*│\s*([\d,]+)", out).group(1) for out in runs]  # not the wall time
+    assert measured[0] == measured[1] != measured[2]

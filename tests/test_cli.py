@@ -184,6 +184,9 @@ BAD_SCENARIOS = {
     "set-bad-yaml": (TINY, ["--set", "stream.shards=[1"], "--set stream.shards: invalid YAML"),
     "set-list-index-out-of-range": (TINY, ["--set", "fleets[3].rate=1/s"], "fleets[3].rate: no list item 3"),
     "seed-negative": (TINY, ["--seed", "-1"], "seed: input should be greater than or equal to 0"),
+    "set-fractional-shards": (TINY, ["--set", "stream.shards=1.5"],
+                              "stream.shards: input should be a valid integer, got a number with a fractional part"),
+    "set-fractional-seed": (TINY, ["--set", "seed=1.5"], "seed: input should be a valid integer, got a number"),
     "alias-holds-itself": ("name: tiny\nduration: 3s\ndescription: &a [*a]\n", [],
                            "tiny.yaml: a YAML alias at line 3 refers to a value that contains it"),
     "set-int-too-long": (TINY, ["--set", "seed=" + "9" * 5000], "--set seed: invalid YAML value: Exceeds the limit"),
@@ -304,6 +307,29 @@ def test_rerun_keeps_a_results_folder_that_holds_the_users_own_files(tmp_path, c
     assert (fake / "thesis.tex").read_text() == "mine"
     with pytest.raises(FileExistsError):
         kinesim.simulate(scenario).save(out)
+
+
+def test_out_below_a_file_says_the_file_is_not_a_folder(tmp_path, capsys):
+    scenario = write_scenario(tmp_path)
+    (tmp_path / "x").write_text("a file")
+    for out in (tmp_path / "x" / "sub", tmp_path / "x" / "sub" / "deeper"):
+        code, _, err = invoke(["run", scenario, "--out", out, "--no-plots"], capsys)
+        assert_one_error_line(code, err, f"--out {out}: cannot be created: {tmp_path / 'x'} is a file, not a folder")
+    code, _, err = invoke(["run", scenario, "--out", tmp_path / "x", "--no-plots"], capsys)
+    assert_one_error_line(code, err, "exists and is not a folder")
+    assert (tmp_path / "x").read_text() == "a file"
+
+
+@pytest.mark.parametrize("override", ["stream.shards=1.5", "seed=1.5", "stream.shards=abc", "fleets[0].sensors=[1]"])
+def test_pydantic_messages_start_lower_case_like_ours(override):
+    """pydantic's own messages ("Input should be ...") are shown as ours are, lower-case first."""
+    from kinesim import load_scenario
+    from kinesim.errors import ScenarioError
+
+    path, _, value = override.partition("=")
+    with pytest.raises(ScenarioError) as exc:
+        load_scenario(TINY, {path: value})
+    assert exc.value.message[:1].islower(), exc.value.message
 
 
 @pytest.mark.parametrize("override, path", [

@@ -92,3 +92,17 @@ def test_consumer_draws_do_not_depend_on_other_consumers():
     two = kinesim.simulate(scenario(consumers=BASE["consumers"] + [{"name": "c2", "poll_interval": "1s"}]))
     assert two["read_throttled_calls"] == 0
     pdt.assert_series_equal(one.records["processed_time.c1"], two.records["processed_time.c1"], check_exact=True)
+
+
+def test_simulate_seed_keyword_is_the_seed_override():
+    spec = scenario(duration="5s")
+    r3 = kinesim.simulate(spec, seed=3)
+    assert r3.scenario.seed == 3
+    assert_same_results(r3, kinesim.simulate(spec, overrides={"seed": 3}))
+    assert_same_results(r3, kinesim.simulate(spec, overrides={"seed": 9, "stream.shards": 2}, seed=3))  # seed wins
+    assert not r3.records.equals(kinesim.simulate(spec, seed=4).records)
+    for bad, words in [(1.5, "seed: input should be a valid integer"), (-1, "seed: input should be greater than"),
+                       (True, "seed: must be a whole number")]:
+        with pytest.raises(kinesim.ScenarioError) as exc:
+            kinesim.simulate(spec, seed=bad)
+        assert str(exc.value).startswith(words), str(exc.value)

@@ -90,10 +90,8 @@ def test_a_record_size_at_the_bound_runs(tmp_path):
     from kinesim import units
 
     assert units.MAX_BYTES == MAX_BYTES
-    for size in (MAX_BYTES, {"uniform": [1, MAX_BYTES]}):
-        data = {**TINY, "fleets": [{**TINY["fleets"][0], "record_size": size}]}
-        summary = kinesim.simulate(data).summary_dict
-        assert summary["records_produced"] > 0
+    data = {**TINY, "fleets": [{**TINY["fleets"][0], "record_size": {"uniform": [1, MAX_BYTES]}}]}
+    assert kinesim.simulate(data).summary_dict["records_produced"] > 0
     huge = {**TINY, "stream": {"shards": 1, "limits": {"write_bytes_per_s": MAX_BYTES, "max_record_size": MAX_BYTES,
                                                        "put_records_max_bytes": MAX_BYTES,
                                                        "get_records_max_bytes": MAX_BYTES}},
@@ -265,3 +263,28 @@ def test_byte_limits_per_second_take_a_rate_and_overrides_take_numpy_scalars():
 def test_an_empty_timestamp_format_is_refused(tmp_path, capsys):
     refused(tmp_path, capsys, "firehose.s3.prefix='!{timestamp:}/'", "firehose.s3.prefix: ", "no date or time pattern",
             data=LAKE)
+
+
+# ------------------------------------------------------------------ from the third new-user pass
+@pytest.mark.parametrize("size, words", [("2MiB", "(2.00 MiB)"), ("1MiB", "(1.00 MiB)"),
+                                         ("{uniform: [1MiB, 2MiB]}", "(1.00 MiB at least)")])
+def test_a_record_size_that_drops_every_record_is_refused(tmp_path, capsys, size, words):
+    """A fixed size (or a uniform one's low end) at or over max_record_size: the partition key
+    makes every record too large, so the run could only drop them all."""
+    refused(tmp_path, capsys, f"fleets[0].record_size={size}", "fleets[0].record_size: ", "every record would be dropped",
+            words, "stream.limits.max_record_size (1.00 MiB)")
+    code, err = validate(tmp_path, capsys, "fleets[0].record_size={uniform: [1KiB, 2MiB]}")
+    assert code == 0, err  # some records fit
+
+
+def test_a_records_trace_too_large_for_memory_is_refused(tmp_path, capsys):
+    """``all`` (or a large ``sample``) on a big run would keep hundreds of millions of rows."""
+    big = {**TINY, "duration": "1h", "fleets": [{**TINY["fleets"][0], "sensors": 100_000, "rate": "1/s"}]}
+    err = refused(tmp_path, capsys, "trace.records=all", "trace.records: all would keep about 360,000,000 records",
+                  "at most 10,000,000", "sample_rate at most 0.0278", data=big)
+    assert "GiB" in err
+    refused(tmp_path, capsys, "trace.records=sample", "trace.records: sample would keep", data={
+        **big, "trace": {"records": "sample", "sample_rate": 0.5}})
+    for ok in ("trace.records=auto", "trace.sample_rate=0.02"):
+        code, err = validate(tmp_path, capsys, ok, data={**big, "trace": {"records": "sample"}})
+        assert code == 0, err
