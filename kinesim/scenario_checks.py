@@ -66,13 +66,15 @@ def check_limits(s: Scenario) -> None:
 
 def check_trace_size(s: Scenario, records: float) -> None:
     """Refuse a ``records`` trace of more than :data:`MAX_TRACED_RECORDS` expected rows
-    (``records``: the run's expected user records) with ``trace.records`` ``all`` or ``sample``
-    (``auto`` keeps at most ``trace.auto_limit``)."""
+    (``records``: the run's expected user records): ``trace.records`` ``all``, ``sample`` at
+    ``sample_rate``, or ``auto`` (all up to ``auto_limit``, then a sample of about ``auto_limit``)."""
     t = s.trace
-    kept = records if t.records == "all" else records * t.sample_rate if t.records == "sample" else 0.0
+    kept = {"all": records, "sample": records * t.sample_rate, "auto": min(records, t.auto_limit)}.get(t.records, 0.0)
     if kept > MAX_TRACED_RECORDS:
-        rate = MAX_TRACED_RECORDS / records
         gib = kept * 400 / 2**30
-        raise ScenarioError("trace.records", f"{t.records} would keep about {kept:,.0f} records in the records trace "
-                            f"(about {gib:,.0f} GiB of memory); at most {MAX_TRACED_RECORDS:,}: use auto, or sample "
-                            f"with sample_rate at most {rate:.3g}")
+        where = f"{t.records} would keep" if t.records != "auto" else f"auto with auto_limit {t.auto_limit:,} would keep"
+        fix = ("lower trace.auto_limit" if t.records == "auto" else
+               f"use auto, or sample with sample_rate at most {MAX_TRACED_RECORDS / records:.3g}")
+        raise ScenarioError("trace.auto_limit" if t.records == "auto" else "trace.records",
+                            f"{where} about {kept:,.0f} records in the records trace (about {gib:,.0f} GiB of "
+                            f"memory); at most {MAX_TRACED_RECORDS:,}: {fix}")

@@ -285,6 +285,8 @@ def test_a_records_trace_too_large_for_memory_is_refused(tmp_path, capsys):
     assert "GiB" in err
     refused(tmp_path, capsys, "trace.records=sample", "trace.records: sample would keep", data={
         **big, "trace": {"records": "sample", "sample_rate": 0.5}})
+    refused(tmp_path, capsys, "trace.auto_limit=100000000", "trace.auto_limit: auto with auto_limit 100,000,000 would keep",
+            "lower trace.auto_limit", data=big)
     for ok in ("trace.records=auto", "trace.sample_rate=0.02"):
         code, err = validate(tmp_path, capsys, ok, data={**big, "trace": {"records": "sample"}})
         assert code == 0, err
