@@ -17,7 +17,6 @@ Callers reach them through :mod:`kinesim.compiled` (``KINESIM_NUMBA=0`` turns th
 runs both versions and compares them."""
 from __future__ import annotations
 
-
 import numba
 import numpy as np
 
@@ -261,12 +260,11 @@ def compiled_window(n_pending, ready, event, size, attempts, key, key_shard, new
     retried = np.zeros(n_flush, np.int64)
     # the retry queue as one linked list (head, tail, nxt[row]) per flush it is due at (the last:
     # after the window), each in queue order: a record is queued at most once at a time. Only
-    # head exists when not exact (all lists empty); tail and nxt are allocated where the retries
-    # are, which measured a few per cent faster than allocating them here
+    # head exists when not exact (all lists empty: nothing numbered or drawn, the caller discards
+    # the rest); tail and nxt are allocated where the retries are, which measured a few per cent
+    # faster than allocating them here
     head = np.full(n_flush + 1, -1, np.int64)
-    if not exact:  # nothing sent, numbered or drawn: per flush all zero
-        bytes_f[:] = 0
-    else:
+    if exact:
         # sequence numbers by (flush, shard, send order); accepted rows grouped by shard
         seq_next = np.empty(n_flush * n_shards, np.int64)
         run = next_seq

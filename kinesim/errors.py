@@ -19,14 +19,18 @@ class ScenarioError(ValueError):
         return f"{self.path}: {self.message}" if self.path else self.message
 
 
+def did_you_mean(name: str, known) -> str:
+    """``" (did you mean throttle_rate?)"`` for the closest of ``known`` to ``name``, or ``""``."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 def unknown_key(key, known, what: str = "key") -> KeyError:
-    """A ``KeyError`` for ``key`` whose message suggests the close matches among ``known``:
-    ``'throtle_rate': no such key; did you mean 'throttle_rate'?``."""
+    """A ``KeyError`` for ``key`` that suggests the closest of ``known`` (:func:`did_you_mean`), or
+    lists them: ``'throtle_rate': no such key (did you mean throttle_rate?)``."""
     names = [k for k in known if isinstance(k, str)]
-    close = difflib.get_close_matches(str(key), names, n=3, cutoff=0.6)
-    hint = (f"did you mean {' or '.join(repr(c) for c in close)}?" if close
-            else f"known: {', '.join(sorted(names)[:40])}{', ...' if len(names) > 40 else ''}")
-    return KeyError(f"{key!r}: no such {what}; {hint}")
+    hint = did_you_mean(str(key), names) or f"; known: {', '.join(sorted(names)[:40])}{', ...' if len(names) > 40 else ''}"
+    return KeyError(f"{key!r}: no such {what}{hint}")
 
 
 def format_path(loc: tuple) -> str:

@@ -28,13 +28,13 @@ check when absent.
 """
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from typing import Annotated, Optional, Union
 
 from pydantic import BeforeValidator, Field, model_validator
 
+from kinesim.errors import did_you_mean
 from kinesim.schema_types import Model as _Model, Seconds
 
 SUMMARY_COMPARATORS = ("between", "above", "below", "equals", "approx")
@@ -252,30 +252,30 @@ def _name_problem(check: Check, consumers: list[str], fleets: list[str]) -> Opti
             if name not in consumers:
                 return "metric", _unknown_consumer(name, consumers)
             if figure not in CONSUMER_SUMMARY_METRICS:
-                return "metric", (f"unknown consumer figure {figure!r}{_did_you_mean(figure, CONSUMER_SUMMARY_METRICS)}; "
+                return "metric", (f"unknown consumer figure {figure!r}{did_you_mean(figure, CONSUMER_SUMMARY_METRICS)}; "
                                   f"known: {', '.join(CONSUMER_SUMMARY_METRICS)}")
             return None
         if metric in SHARD_TRACE or metric in CONSUMER_TRACE or metric in FLEET_TRACE:
             return "metric", (f"{metric} is a trace column, not a summary figure: compare it over a window with "
                               "mean_below, max_above, ...")
         known = list(SUMMARY_METRICS) + [f"consumers.{c}.{m}" for c in consumers for m in CONSUMER_SUMMARY_METRICS]
-        return "metric", (f"unknown summary figure {metric!r}{_did_you_mean(metric, known)}; known: "
+        return "metric", (f"unknown summary figure {metric!r}{did_you_mean(metric, known)}; known: "
                           f"{', '.join(SUMMARY_METRICS)}, consumers.<name>.<{'|'.join(CONSUMER_SUMMARY_METRICS)}>")
     trace, column, who = check.scope()
     if trace == "consumers":
         if who not in consumers:
             return ("consumer" if check.consumer is not None else "metric"), _unknown_consumer(who, consumers)
         if column not in CONSUMER_TRACE:
-            return "metric", (f"unknown consumer trace column {column!r}{_did_you_mean(column, CONSUMER_TRACE)}; "
+            return "metric", (f"unknown consumer trace column {column!r}{did_you_mean(column, CONSUMER_TRACE)}; "
                               f"known: {', '.join(CONSUMER_TRACE)}")
         if check.fleet is not None:
             return "fleet", "goes with a producer column, not with a consumer"
         return None
     if trace == "producers":
         if who is not None and who not in fleets:
-            return "fleet", f"no fleet named {who!r}{_did_you_mean(who, fleets)}; fleets: {', '.join(fleets)}"
+            return "fleet", f"no fleet named {who!r}{did_you_mean(who, fleets)}; fleets: {', '.join(fleets)}"
         if column not in FLEET_TRACE:
-            return "metric", (f"unknown producer trace column {column!r}{_did_you_mean(column, FLEET_TRACE)}; "
+            return "metric", (f"unknown producer trace column {column!r}{did_you_mean(column, FLEET_TRACE)}; "
                               f"known: {', '.join(FLEET_TRACE)}")
         if check.shard is not None:
             return "shard", "producer columns are per fleet, not per shard"
@@ -285,7 +285,7 @@ def _name_problem(check: Check, consumers: list[str], fleets: list[str]) -> Opti
     if column in CONSUMER_TRACE:
         return "metric", f"{column} is per consumer: add consumer: <name> (one of {', '.join(consumers) or 'none'})"
     known = SHARD_TRACE + CONSUMER_TRACE + FLEET_TRACE
-    return "metric", (f"unknown trace column {column!r}{_did_you_mean(column, known)}; known: stream "
+    return "metric", (f"unknown trace column {column!r}{did_you_mean(column, known)}; known: stream "
                       f"{', '.join(SHARD_TRACE)}; per consumer {', '.join(CONSUMER_TRACE)}; per fleet "
                       f"{', '.join(FLEET_TRACE)}")
 
@@ -293,9 +293,4 @@ def _name_problem(check: Check, consumers: list[str], fleets: list[str]) -> Opti
 def _unknown_consumer(name: str, consumers: list[str]) -> str:
     if not consumers:
         return f"no consumer named {name!r}: the scenario has no consumers"
-    return f"no consumer named {name!r}{_did_you_mean(name, consumers)}; consumers: {', '.join(consumers)}"
-
-
-def _did_you_mean(name: str, known) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
-    return f" (did you mean {close[0]}?)" if close else ""
+    return f"no consumer named {name!r}{did_you_mean(name, consumers)}; consumers: {', '.join(consumers)}"

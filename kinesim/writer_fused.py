@@ -65,10 +65,11 @@ def fused_window(group, plan, new) -> bool:
     # the producer: counts (all flushes are in one period), drops, the records trace, the retry buffer
     st, p = prod.stats, group.grid.index(t0)
     calls, failed = put_records_calls(sent, bytes_f, acc_f, limits)
-    st.add(p, records_produced=len(batch), put_attempts=int(sent.sum()), records_accepted=int(acc_f.sum()),
-           records_throttled=int((sent - acc_f).sum()), records_retried=int(retried.sum()),
+    n_sent, n_accepted = int(sent.sum()), int(acc_f.sum())
+    st.add(p, records_produced=len(batch), put_attempts=n_sent, records_accepted=n_accepted,
+           records_throttled=n_sent - n_accepted, records_retried=int(retried.sum()),
            put_records_calls=int(calls.sum()), put_records_failed_calls=int(failed.sum()),
-           kinesis_records_sent=int(sent.sum()))
+           kinesis_records_sent=n_sent)
     counts = np.bincount(fate, minlength=ACCEPTED + 1)
     for code in (1, 2, 3):
         if counts[code]:

@@ -18,8 +18,8 @@ def test_a_summary_figure_by_name(results):
 
 
 @pytest.mark.parametrize("key, words", [
-    ("throtle_rate", "'throtle_rate': no such summary figure; did you mean 'throttle_rate'?"),
-    ("consumers.dashbord.records_processed", "did you mean 'consumers.dashboard.records_processed'"),
+    ("throtle_rate", "'throtle_rate': no such summary figure (did you mean throttle_rate?)"),
+    ("consumers.dashbord.records_processed", "(did you mean consumers.dashboard.records_processed?)"),
     ("zzzz", "no such summary figure; known: "),
 ])
 def test_an_unknown_summary_figure_suggests_close_matches(results, key, words):
