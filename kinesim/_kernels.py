@@ -6,7 +6,8 @@
   per shard instead of a sort and four cumulative sums; same arguments);
 * :func:`compiled_window` of the numpy write window of one producer without aggregation
   (:meth:`kinesim.writer.ProducerGroup._fast_window`): due retries, send order, acceptance,
-  sequence numbers and in-window retries in one pass (caller: :mod:`kinesim.writer_fused`).
+  sequence numbers and in-window retries in one pass (caller: :mod:`kinesim.writer_fused`), and
+  :func:`compiled_retry_buffer`, the rows it keeps for the next window (one pass for all columns).
 
 Random draws (jitter) come from the producer's ``numpy.random.Generator`` itself: numba shares
 its state, so the stream is the numpy code's draw for draw. The kernels do not check bounds:
@@ -148,13 +149,14 @@ def compiled_chain(flush, band, shard, event, attempts, times, max_attempts, bac
 
 
 @numba.njit(cache=True, error_model="numpy")
-def compiled_window(n_pending, ready, event, size, attempts, key, key_shard, new_flush, times, max_record_size,
+def compiled_window(n_pending, ready, event, size, attempts, key, key_shard, times, max_record_size,
                     avail_records, avail_bytes, next_seq, max_attempts, backoff, base, cap, jitter, ttl, rng):
     """One write window of one producer without aggregation, all in one pass (the caller is
     :mod:`kinesim.writer_fused`; its numpy definition is :meth:`kinesim.writer.ProducerGroup._fast_window`).
 
     Rows: the producer's retry buffer (the first ``n_pending``, in queue order) then the window's
-    new records (in time order, ``new_flush``: index in ``times`` of the flush that takes each);
+    new records (in event-time order, none after the last flush: each goes to the first flush at
+    or after its ``event`` time, ``searchsorted(times, event, "left")``);
     a row's shard is ``key_shard[key]`` (:meth:`kinesim.stream.Stream.route` of one fleet).
     A buffered record is due at the first flush at or after its ``ready`` time and is dropped
     there if older than ``ttl``; a new record over ``max_record_size`` is dropped. Send order: by
@@ -194,8 +196,10 @@ def compiled_window(n_pending, ready, event, size, attempts, key, key_shard, new
         bucket[i] = 2 * f
         start[2 * f + 1] += 1
         shard[i] = key_shard[key[i]]
+    f = 0
     for i in range(n_pending, n):
-        f = new_flush[i - n_pending]
+        while f < n_flush - 1 and times[f] < event[i]:  # the first flush at or after it
+            f += 1
         if size[i] > max_record_size:
             fate[i], when[i], bucket[i] = 3, f, -1
             continue
@@ -338,3 +342,18 @@ def compiled_window(n_pending, ready, event, size, attempts, key, key_shard, new
         k += 1
         i = nxt[i]
     return exact, fate, when, made, ready, shard, seq, by_shard, keep, n_acc, b_acc, n_rej, sent, acc_f, bytes_f, retried
+
+
+@numba.njit(cache=True, error_model="numpy")
+def compiled_retry_buffer(keep, event, fleet, sensor, key, size, made, ready, trace):
+    """The columns of a :class:`kinesim.batch.RecordBatch` (``event_time`` ... ``trace``) of the
+    rows ``keep`` (:func:`compiled_window`'s new retry buffer), with ``attempts`` and
+    ``ready_time`` from ``made`` and ``ready``: ``batch.take(keep).replace(...)`` in one pass."""
+    n = len(keep)
+    e, r = np.empty(n), np.empty(n)
+    f, a = np.empty(n, np.int16), np.empty(n, np.int32)
+    s, k, z, t = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+    for j in range(n):
+        i = keep[j]
+        e[j], f[j], s[j], k[j], z[j], a[j], r[j], t[j] = event[i], fleet[i], sensor[i], key[i], size[i], made[i], ready[i], trace[i]
+    return e, f, s, k, z, a, r, t

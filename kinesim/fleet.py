@@ -49,6 +49,8 @@ class Fleet:
         self.keys = keys
         self.key_hi, self.key_lo = md5_hash_keys(keys)
         self.key_bytes = np.fromiter((len(k.encode("utf-8")) for k in keys), dtype=np.int64, count=len(keys))
+        if isinstance(spec.record_size, int):
+            self._record_bytes = spec.record_size + self.key_bytes  # a record's size by key
         self._build_intensity(horizon)
         if spec.arrival == "periodic":
             phase = rng.random(n)
@@ -93,15 +95,19 @@ class Fleet:
         i = np.clip(np.searchsorted(self._t, t, side="right") - 1, 0, len(self._t) - 1)
         return self._lam[i] + self._m[i] * (t - self._t[i])
 
-    def _inverse(self, lam: np.ndarray) -> np.ndarray:
-        """``Λ⁻¹``: the times of the sorted operational times ``lam``."""
+    def _inverse(self, lam: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``Λ⁻¹``: the times of the sorted operational times ``lam`` (into ``out``, which may be
+        ``lam``, in the usual case of one segment)."""
         last = len(self._t) - 1
         if len(lam):
             lo, hi = np.searchsorted(self._lam, lam[[0, -1]], side="left") - 1
             if lo == hi:  # all in one segment of constant rate (the usual case): scalar arithmetic
                 i = min(max(int(lo), 0), last)
                 m = self._m[i]
-                return self._t[i] + (lam - self._lam[i]) / (m if m > 0 else 1.0)
+                x = np.subtract(lam, self._lam[i], out=out)  # t[i] + (lam - Λ[i]) / m
+                x /= m if m > 0 else 1.0
+                x += self._t[i]
+                return x
         i = np.clip(np.searchsorted(self._lam, lam, side="left") - 1, 0, last)
         m = self._m[i]
         return self._t[i] + (lam - self._lam[i]) / np.where(m > 0, m, 1.0)
@@ -120,11 +126,17 @@ class Fleet:
             lam, sensor = self._periodic(l0, l1)
         else:
             count = self.rng.poisson(self.spec.sensors * (l1 - l0))
-            # sorted uniform points without a sort: normalised partial sums of exponential spacings
-            gaps = np.cumsum(self.rng.standard_exponential(count + 1))
-            lam = l0 + (l1 - l0) * (gaps[:-1] / gaps[-1])
+            # sorted uniform points without a sort: normalised partial sums of exponential spacings,
+            # l0 + (l1 - l0) * (gaps / total) computed in place
+            gaps = self.rng.standard_exponential(count + 1)
+            np.cumsum(gaps, out=gaps)
+            lam = gaps[:-1]
+            lam /= gaps[-1]
+            lam *= l1 - l0
+            lam += l0
             sensor = self.rng.integers(0, self.spec.sensors, size=count)
-        event_time = np.minimum(self._inverse(lam), t1)
+        event_time = self._inverse(lam, out=lam)
+        np.minimum(event_time, t1, out=event_time)
         return self._records(event_time, sensor)
 
     def _periodic(self, l0: float, l1: float) -> tuple[np.ndarray, np.ndarray]:
@@ -142,7 +154,10 @@ class Fleet:
     def _records(self, event_time: np.ndarray, sensor: np.ndarray) -> RecordBatch:
         n = len(event_time)
         key = self._keys_for(sensor)
-        size = self._data_sizes(n) + self.key_bytes[key]
+        if isinstance(self.spec.record_size, int):  # data and key bytes per key
+            size = self._record_bytes[key]
+        else:
+            size = self._data_sizes(n) + self.key_bytes[key]
         return RecordBatch(
             event_time=event_time,
             fleet=np.full(n, self.index, dtype=np.int16),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kinesim.batch import RecordBatch
+from kinesim.batch import COLUMNS, RecordBatch
 from kinesim.compiled import compiled
 from kinesim.limits import put_records_calls
 from kinesim.retry_window import generator
@@ -32,21 +32,20 @@ def applies(group, plan) -> bool:
         return False
     times, grid = plan[0][0], group.grid
     return (len(times) > 0 and grid.index(float(times[0])) == grid.index(float(times[-1]))
-            and compiled("compiled_window") is not None)
+            and compiled("compiled_window") is not None)  # (and compiled_retry_buffer with it)
 
 
-def fused_window(group, plan, new) -> bool:
-    """The window at once for one producer (see :func:`applies`); returns False, having changed
-    nothing, when the window is not exact (:mod:`kinesim.writer`)."""
+def fused_window(group, plan, batch: RecordBatch) -> bool:
+    """The window at once for one producer (see :func:`applies`) and its new records ``batch``;
+    returns False, having changed nothing, when the window is not exact (:mod:`kinesim.writer`)."""
     stream, prod, limits = group.stream, group.producers[0], group.stream.limits
     times = plan[0][0]
-    batch, f = new[0]
     src = RecordBatch.concat([prod.pending, batch])  # the retry buffer, then the new records
     t0 = float(times[0])
     avail_r, avail_b = stream.writes.available(t0)
     (exact, fate, when, made, ready, shard, seq, by_shard, keep, n_acc, b_acc, n_rej, sent, acc_f, bytes_f,
      retried) = compiled("compiled_window")(
-        len(prod.pending), src.ready_time, src.event_time, src.size, src.attempts, src.key, stream.key_shard, f, times,
+        len(prod.pending), src.ready_time, src.event_time, src.size, src.attempts, src.key, stream.key_shard, times,
         limits.max_record_size, avail_r, avail_b, stream.next_seq, *prod.policy, generator(prod.rng))
     if not exact:
         return False
@@ -76,6 +75,7 @@ def fused_window(group, plan, new) -> bool:
             rows = np.flatnonzero(fate == code)
             prod.drop_counted(np.full(len(rows), p), src.trace[rows], DROP_REASONS[code])
     group.trace.put_outcome(src, fate == ACCEPTED, shard, seq, no_subseq, t_send, attempts=made)
-    prod.pending = src.take(keep).replace(attempts=made[keep], ready_time=ready[keep])
+    prod.pending = RecordBatch(**dict(zip(COLUMNS, compiled("compiled_retry_buffer")(
+        keep, src.event_time, src.fleet, src.sensor, src.key, src.size, made, ready, src.trace))))
     return True
 

@@ -122,3 +122,22 @@ def test_retries_inside_the_window_match_flush_by_flush(backoff, aggregation, ji
     kinesis_counts = ["put_records_failed_calls", "put_records_calls", "kinesis_records_sent"]
     pdt.assert_frame_equal(a.producers.drop(columns=kinesis_counts), b.producers.drop(columns=kinesis_counts))
     assert a["kinesis_records_sent"] == pytest.approx(b["kinesis_records_sent"], rel=0.01)
+
+
+@pytest.mark.parametrize("dt", [0.1, 0.3, 1 / 3, 0.001, 0.7, 1.0, 1.5, 7.0, 600.0, 0.123456789])
+@pytest.mark.parametrize("duration", [12.34, 3600.0, 86_400.0])
+def test_flush_clock_slices_the_flush_times(dt, duration):
+    """FlushClock (blocks of flushes, sliced) gives flush_times' flushes in every window, and the
+    flush before the first, also after a jump ahead (skipped idle windows) and across blocks."""
+    import numpy as np
+
+    from kinesim.writer import FlushClock, flush_times, tick
+
+    clock = FlushClock(dt, duration)
+    last = int(duration) + 1
+    windows = list(range(min(last, 300))) + list(range(last // 2, min(last, last // 2 + 50))) + [last - 1, last]
+    for w in windows:
+        k0, times = flush_times(dt, w, duration)
+        got, before = clock.window(w)
+        assert np.array_equal(got, times)
+        assert before == (float(tick(k0 - 1, dt)) if len(times) else 0.0)
