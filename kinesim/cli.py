@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, NoReturn, Optional
 
@@ -309,6 +310,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     """
     command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
+    warnings.formatwarning = lambda message, *_, **__: f"warning: {message}\n"  # one line, like errors
     try:
         rv = command.main(args=args, prog_name="kinesim", standalone_mode=False)
         code = rv if isinstance(rv, int) else EXIT_OK

@@ -8,6 +8,7 @@ numba), ``auto`` (the default) decides by size."""
 from __future__ import annotations
 
 import os
+import warnings
 
 from kinesim.errors import ScenarioError
 
@@ -33,7 +34,10 @@ def use_kernels(expected_records: float) -> bool:
 
 
 def compiled(name: str):
-    """The compiled function ``name`` of :mod:`kinesim._kernels`, or None when numba is missing."""
+    """The compiled function ``name`` of :mod:`kinesim._kernels`, or None when numba is missing.
+    Its first call in a process loads numba's cached machine code (``kinesim/__pycache__``); an
+    unreadable cache (a file cut short, say) is then discarded and the kernels compiled afresh,
+    with a warning, instead of failing the run."""
     if "module" not in _LOADED:
         try:
             from kinesim import _kernels
@@ -41,4 +45,38 @@ def compiled(name: str):
             _kernels = None
         _LOADED["module"] = _kernels
     module = _LOADED["module"]
-    return getattr(module, name) if module is not None else None
+    if module is None:
+        return None
+    if name not in _LOADED:
+        _LOADED[name] = _first_call(name, getattr(module, name))
+    return _LOADED[name]
+
+
+def _first_call(name: str, kernel):
+    """``kernel`` (a numba dispatcher) behind a guard for its first call, which loads the cache."""
+
+    def call(*args):
+        _LOADED[name] = kernel  # later calls go straight to the kernel
+        try:
+            return kernel(*args)
+        except Exception as exc:  # loading happens before the kernel runs: nothing has changed yet
+            if not _from_numba_cache(exc):
+                raise
+            warnings.warn(f"numba's cache of the compiled kernels was unreadable ({type(exc).__name__}); "
+                          "compiling them again", RuntimeWarning, stacklevel=2)
+            for other in vars(_LOADED["module"]).values():
+                if hasattr(other, "_cache") and hasattr(other._cache, "flush"):
+                    other._cache.flush()  # every kernel: the broken file may be one it calls
+            return kernel(*args)
+
+    return call
+
+
+def _from_numba_cache(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised while numba read its cache files."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.replace(os.sep, "/").endswith("numba/core/caching.py"):
+            return True
+        tb = tb.tb_next
+    return False

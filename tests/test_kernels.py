@@ -103,3 +103,42 @@ def test_only_large_runs_use_the_compiled_twins_unless_told(monkeypatch):
     monkeypatch.setenv("KINESIM_NUMBA", "yes")
     with pytest.raises(ScenarioError, match="KINESIM_NUMBA: must be 0 .* got 'yes'"):
         use_kernels(1)
+
+
+def test_an_unreadable_kernel_cache_is_discarded_and_compiled_again(monkeypatch):
+    """A numba cache file cut short used to end the run in an internal error: the first call now
+    flushes every kernel's cache, warns and calls again; other errors still surface."""
+    import pickle
+    import types
+
+    import kinesim.compiled as cc
+
+    def from_cache():  # an error raised inside numba's cache reader
+        exec(compile("raise pickle.UnpicklingError('invalid load key')", "/x/numba/core/caching.py", "exec"),
+             {"pickle": pickle})
+
+    class Kernel:
+        def __init__(self, fail):
+            self.calls, self.fail, self.flushed = 0, fail, 0
+            self._cache = types.SimpleNamespace(flush=self.flush)
+
+        def flush(self):
+            self.flushed += 1
+
+        def __call__(self, x):
+            self.calls += 1
+            if self.fail == "bug":
+                raise ValueError("a bug")
+            if self.calls <= self.fail:
+                from_cache()
+            return 2 * x
+
+    broken, other = Kernel(1), Kernel(0)
+    monkeypatch.setattr(cc, "_LOADED", {"module": types.SimpleNamespace(k=broken, j=other)})
+    with pytest.warns(RuntimeWarning, match="cache of the compiled kernels was unreadable"):
+        assert cc.compiled("k")(21) == 42
+    assert (broken.calls, broken.flushed, other.flushed) == (2, 1, 1)
+    assert cc.compiled("k") is broken  # later calls go straight to the kernel
+    monkeypatch.setattr(cc, "_LOADED", {"module": types.SimpleNamespace(k=Kernel("bug"))})
+    with pytest.raises(ValueError, match="a bug"):
+        cc.compiled("k")(1)
