@@ -6,8 +6,8 @@
   per shard instead of a sort and four cumulative sums; same arguments);
 * :func:`compiled_window` of the numpy write window of one producer without aggregation
   (:meth:`kinesim.writer.ProducerGroup._fast_window`): due retries, send order, acceptance,
-  sequence numbers and in-window retries in one pass (caller: :mod:`kinesim.writer_fused`), and
-  :func:`compiled_retry_buffer`, the rows it keeps for the next window (one pass for all columns).
+  sequence numbers and in-window retries in one pass (caller: :mod:`kinesim.writer_fused`), with
+  the window's rows built by :mod:`kinesim._kernels_rows` (imported here).
 
 Random draws (jitter) come from the producer's ``numpy.random.Generator`` itself: numba shares
 its state, so the stream is the numpy code's draw for draw. The kernels do not check bounds:
@@ -20,6 +20,11 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+
+from kinesim import _kernels_rows
+
+compiled_new_records = _kernels_rows.compiled_new_records  # reached through kinesim.compiled, by name
+compiled_retry_buffer = _kernels_rows.compiled_retry_buffer
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -343,17 +348,3 @@ def compiled_window(n_pending, ready, event, size, attempts, key, key_shard, tim
         i = nxt[i]
     return exact, fate, when, made, ready, shard, seq, by_shard, keep, n_acc, b_acc, n_rej, sent, acc_f, bytes_f, retried
 
-
-@numba.njit(cache=True, error_model="numpy")
-def compiled_retry_buffer(keep, event, fleet, sensor, key, size, made, ready, trace):
-    """The columns of a :class:`kinesim.batch.RecordBatch` (``event_time`` ... ``trace``) of the
-    rows ``keep`` (:func:`compiled_window`'s new retry buffer), with ``attempts`` and
-    ``ready_time`` from ``made`` and ``ready``: ``batch.take(keep).replace(...)`` in one pass."""
-    n = len(keep)
-    e, r = np.empty(n), np.empty(n)
-    f, a = np.empty(n, np.int16), np.empty(n, np.int32)
-    s, k, z, t = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
-    for j in range(n):
-        i = keep[j]
-        e[j], f[j], s[j], k[j], z[j], a[j], r[j], t[j] = event[i], fleet[i], sensor[i], key[i], size[i], made[i], ready[i], trace[i]
-    return e, f, s, k, z, a, r, t

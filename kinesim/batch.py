@@ -66,6 +66,10 @@ class RecordBatch:
                 return RecordBatch.empty()
         return RecordBatch(**{name: getattr(self, name)[index] for name in COLUMNS})
 
+    def since(self, start: int) -> "RecordBatch":
+        """Rows ``start`` onwards, as views of these columns (no copy)."""
+        return RecordBatch(**{name: getattr(self, name)[start:] for name in COLUMNS})
+
     def replace(self, **columns: np.ndarray) -> "RecordBatch":
         """A copy with some columns replaced."""
         values = {name: getattr(self, name) for name in COLUMNS}

@@ -12,7 +12,7 @@ import bisect
 
 import numpy as np
 
-from kinesim.batch import RecordBatch
+from kinesim.batch import COLUMNS, RecordBatch
 from kinesim.hashing import md5_hash_keys
 from kinesim.scenario import Fleet as FleetSpec
 
@@ -138,6 +138,26 @@ class Fleet:
         event_time = self._inverse(lam, out=lam)
         np.minimum(event_time, t1, out=event_time)
         return self._records(event_time, sensor)
+
+    def compiled_generation(self) -> bool:
+        """Whether :meth:`generate_after` can use the compiled kernel: Poisson or bursty arrivals,
+        sensor partition keys, a fixed record size."""
+        spec = self.spec
+        return spec.arrival != "periodic" and spec.partition_key == "sensor" and isinstance(spec.record_size, int)
+
+    def generate_after(self, pending: RecordBatch, t0: float, t1: float, kernel) -> tuple[RecordBatch, int]:
+        """``(RecordBatch.concat([pending, self.generate(t0, t1)]), new records)`` through the
+        compiled ``kernel`` (:func:`kinesim._kernels_rows.compiled_new_records`; see
+        :meth:`compiled_generation`): the same rows and draws."""
+        l0, l1 = self._cumulative_at(float(t0)), self._cumulative_at(float(t1))
+        if l1 <= l0:
+            return pending, 0
+        count = self.rng.poisson(self.spec.sensors * (l1 - l0))
+        p = pending
+        columns = kernel(count, l0, l1 - l0, float(t1), self._t, self._lam, self._m, self.spec.sensors, self._record_bytes,
+                         self.index, p.event_time, p.fleet, p.sensor, p.key, p.size, p.attempts, p.ready_time, p.trace,
+                         self.rng)
+        return RecordBatch(**dict(zip(COLUMNS, columns))), count
 
     def _periodic(self, l0: float, l1: float) -> tuple[np.ndarray, np.ndarray]:
         lams, sensors = [], []

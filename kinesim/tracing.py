@@ -44,8 +44,9 @@ class RecordTrace:
                 new[: self.n] = self.cols[name][: self.n]
             self.cols[name] = new
 
-    def assign(self, batch: RecordBatch) -> RecordBatch:
-        """Give sampled records of a new batch a trace row; returns the batch with ``trace`` set."""
+    def assign(self, batch: RecordBatch, in_place: bool = False) -> RecordBatch:
+        """Give sampled records of a new batch a trace row; returns the batch with ``trace`` set
+        (``in_place``: set in ``batch.trace`` itself, e.g. views of a window's rows)."""
         m = len(batch)
         if self.rate <= 0 or m == 0:
             return batch
@@ -62,6 +63,9 @@ class RecordTrace:
         for name in ("fleet", "sensor", "key", "size", "event_time"):
             self.cols[name][rows] = getattr(batch, name)[pick]
         self.n += k
+        if in_place:
+            batch.trace[pick] = rows
+            return batch
         trace = batch.trace.copy()
         trace[pick] = rows
         return batch.replace(trace=trace)

@@ -145,10 +145,13 @@ class ProducerGroup:
 
     # ------------------------------------------------------------ one window
     def window(self, plan) -> None:
-        batches = [self.trace.assign(fleet.generate(t_prev, times[-1])) if len(times) else RecordBatch.empty()
-                   for fleet, (times, t_prev) in zip(self.fleets, plan)]
         fuse = self.fast and fused.applies(self, plan)
-        done = fuse and fused.fused_window(self, plan, batches[0])  # finds each record's flush itself
+        if fuse:  # the retry buffer then the new records, as one batch
+            src, batches = fused.window_rows(self, plan)
+        else:
+            batches = [self.trace.assign(fleet.generate(t_prev, times[-1])) if len(times) else RecordBatch.empty()
+                       for fleet, (times, t_prev) in zip(self.fleets, plan)]
+        done = fuse and fused.fused_window(self, plan, src)  # finds each record's flush itself
         self.windows_fused += done
         if not done:  # each record with the index of its flush in its fleet's times
             new = [(batch, _flush_of(times, batch.event_time) if len(times) else None)

@@ -142,3 +142,39 @@ def test_an_unreadable_kernel_cache_is_discarded_and_compiled_again(monkeypatch)
     monkeypatch.setattr(cc, "_LOADED", {"module": types.SimpleNamespace(k=Kernel("bug"))})
     with pytest.raises(ValueError, match="a bug"):
         cc.compiled("k")(1)
+
+
+@needs_numba
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), sensors=st.integers(1, 3_000), rate=st.sampled_from(["1/s", "0.2/s", "7/s"]),
+       shape=st.sampled_from(["flat", "profile", "bursty", "silent"]), pending=st.integers(0, 50))
+def test_compiled_new_records_equal_generate(seed, sensors, rate, shape, pending):
+    """Fleet.generate_after (the compiled kernel) gives RecordBatch.concat([pending,
+    generate(t0, t1)]) bit for bit over consecutive windows, and leaves the fleet's generator
+    where generate leaves it; with rate profiles and bursts (several segments in a window) too."""
+    import kinesim
+    from kinesim.batch import COLUMNS, RecordBatch
+    from kinesim.fleet import Fleet
+
+    spec = {"name": "k", "sensors": sensors, "rate": rate, "record_size": "300B"}
+    if shape == "profile":
+        spec["profile"] = [{"at": "1.5s", "factor": 3}, {"at": "2.25s", "factor": 0.5}]
+    if shape == "bursty":
+        spec["arrival"] = {"bursty": {"on": "0.3s", "off": "0.45s"}}
+    if shape == "silent":
+        spec["profile"] = [{"at": "1s", "factor": 0}]
+    scenario = kinesim.load_scenario({"name": "k", "duration": "5s", "stream": {"shards": 2}, "fleets": [spec]})
+    a, b = (Fleet(scenario.fleets[0], 0, 5.0, np.random.default_rng(seed)) for _ in range(2))
+    rows = np.random.default_rng(seed + 1)
+    old = a.generate(0.0, 0.9)  # a retry buffer: earlier records, some attempts and backoffs
+    old = old.take(np.arange(min(pending, len(old)))).replace(attempts=np.full(min(pending, len(old)), 2, np.int32))
+    b.generate(0.0, 0.9)
+    old = old.replace(ready_time=old.event_time + rows.random(len(old)), trace=np.arange(len(old)))
+    for t0, t1 in [(0.9, 1.0), (1.0, 2.0), (2.0, 3.1), (3.1, 3.1), (3.1, 4.0)]:
+        want = RecordBatch.concat([old, a.generate(t0, t1)])
+        got, count = b.generate_after(old, t0, t1, compiled("compiled_new_records"))
+        assert count == len(got) - len(old) and len(got) == len(want)
+        for name in COLUMNS:
+            assert np.array_equal(getattr(got, name), getattr(want, name)), name
+            assert getattr(got, name).dtype == getattr(want, name).dtype
+    assert a.rng.random() == b.rng.random()

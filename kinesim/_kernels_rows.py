@@ -1,0 +1,76 @@
+"""numba-compiled builders of the rows of a write window (:mod:`kinesim.writer_fused`), with the
+same results as the numpy code they replace:
+
+* :func:`compiled_new_records`: the retry buffer followed by a window's new records of a Poisson
+  (or bursty) fleet with sensor partition keys and a fixed record size, i.e.
+  ``RecordBatch.concat([pending, fleet.generate(t0, t1)])`` (:meth:`kinesim.fleet.Fleet.generate`);
+* :func:`compiled_retry_buffer`: the rows :func:`kinesim._kernels.compiled_window` keeps for the
+  next window, i.e. ``batch.take(keep).replace(attempts=..., ready_time=...)``.
+
+Random draws come from the fleet's own ``numpy.random.Generator``: numba shares its state and
+its ``standard_exponential`` and ``integers`` give numpy's values draw for draw
+(``tests/test_kernels.py`` compares the two). Each float is computed with the same operations in
+the same order as the numpy code, so the rows are equal bit for bit."""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, error_model="numpy")
+def compiled_new_records(count, l0, width, t1, seg_t, seg_lam, seg_m, sensors, record_bytes, fleet_index,
+                         p_event, p_fleet, p_sensor, p_key, p_size, p_attempts, p_ready, p_trace, rng):
+    """The columns of a :class:`kinesim.batch.RecordBatch` (``event_time`` ... ``trace``): the
+    ``len(p_event)`` rows ``p_*`` (the retry buffer), then ``count`` new records (``count`` drawn
+    by the caller: ``rng.poisson``). Their operational times are ``l0 + width × (partial sums of
+    count + 1 standard exponentials) / total`` (sorted uniform points on ``(l0, l0 + width]``),
+    mapped back to time through the fleet's segments ``seg_t``/``seg_lam``/``seg_m``
+    (:meth:`kinesim.fleet.Fleet._inverse`) and capped at ``t1``; each is a uniform sensor of
+    ``sensors``, keyed by its sensor, of ``record_bytes[sensor]`` bytes."""
+    gaps = rng.standard_exponential(count + 1)
+    for i in range(1, count + 1):  # np.cumsum: sequential sums
+        gaps[i] = gaps[i - 1] + gaps[i]
+    sensor = rng.integers(0, sensors, size=count)
+    n_p = len(p_event)
+    n = n_p + count
+    event, ready = np.empty(n), np.empty(n)
+    fleet, attempts = np.empty(n, np.int16), np.empty(n, np.int32)
+    sens, key, size, trace = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+    for j in range(n_p):
+        event[j], fleet[j], sens[j], key[j] = p_event[j], p_fleet[j], p_sensor[j], p_key[j]
+        size[j], attempts[j], ready[j], trace[j] = p_size[j], p_attempts[j], p_ready[j], p_trace[j]
+    if count == 0:
+        return event, fleet, sens, key, size, attempts, ready, trace
+    total, last = gaps[count], len(seg_t) - 1
+    lam = np.empty(count)
+    for i in range(count):
+        lam[i] = (gaps[i] / total) * width + l0
+    lo = np.searchsorted(seg_lam, lam[0]) - 1
+    hi = np.searchsorted(seg_lam, lam[count - 1]) - 1
+    for i in range(count):
+        if lo == hi:  # one segment of constant rate (the usual case)
+            s = min(max(lo, 0), last)
+        else:
+            s = min(max(np.searchsorted(seg_lam, lam[i]) - 1, 0), last)
+        m = seg_m[s]
+        t = (lam[i] - seg_lam[s]) / (m if m > 0 else 1.0) + seg_t[s]
+        t = t if t < t1 else t1
+        j = n_p + i
+        event[j], ready[j], fleet[j], attempts[j], trace[j] = t, t, fleet_index, 0, -1
+        sens[j], key[j], size[j] = sensor[i], sensor[i], record_bytes[sensor[i]]
+    return event, fleet, sens, key, size, attempts, ready, trace
+
+
+@numba.njit(cache=True, error_model="numpy")
+def compiled_retry_buffer(keep, event, fleet, sensor, key, size, made, ready, trace):
+    """The columns of a :class:`kinesim.batch.RecordBatch` (``event_time`` ... ``trace``) of the
+    rows ``keep`` (:func:`kinesim._kernels.compiled_window`'s new retry buffer), with ``attempts``
+    and ``ready_time`` from ``made`` and ``ready``: ``batch.take(keep).replace(...)`` in one pass."""
+    n = len(keep)
+    e, r = np.empty(n), np.empty(n)
+    f, a = np.empty(n, np.int16), np.empty(n, np.int32)
+    s, k, z, t = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+    for j in range(n):
+        i = keep[j]
+        e[j], f[j], s[j], k[j], z[j], a[j], r[j], t[j] = event[i], fleet[i], sensor[i], key[i], size[i], made[i], ready[i], trace[i]
+    return e, f, s, k, z, a, r, t
