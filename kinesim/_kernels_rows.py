@@ -5,7 +5,9 @@ same results as the numpy code they replace:
   (or bursty) fleet with sensor partition keys and a fixed record size, i.e.
   ``RecordBatch.concat([pending, fleet.generate(t0, t1)])`` (:meth:`kinesim.fleet.Fleet.generate`);
 * :func:`compiled_retry_buffer`: the rows :func:`kinesim._kernels.compiled_window` keeps for the
-  next window, i.e. ``batch.take(keep).replace(attempts=..., ready_time=...)``.
+  next window, i.e. ``batch.take(keep).replace(attempts=..., ready_time=...)``;
+* :func:`compiled_log_block`: the shard logs' columns of the window's accepted rows, numbered per
+  shard, i.e. the columns :meth:`kinesim.stream.Stream.append_logs` builds and shifts.
 
 Random draws come from the fleet's own ``numpy.random.Generator``: numba shares its state and
 its ``standard_exponential`` and ``integers`` give numpy's values draw for draw
@@ -74,3 +76,26 @@ def compiled_retry_buffer(keep, event, fleet, sensor, key, size, made, ready, tr
         i = keep[j]
         e[j], f[j], s[j], k[j], z[j], a[j], r[j], t[j] = event[i], fleet[i], sensor[i], key[i], size[i], made[i], ready[i], trace[i]
     return e, f, s, k, z, a, r, t
+
+
+@numba.njit(cache=True, error_model="numpy")
+def compiled_log_block(by_shard, n_acc, when, times, event, size, trace, total_k, total_kbytes):
+    """The shard logs' ``READ_COLUMNS`` (:mod:`kinesim.log`: arrival, event, k_index, kb_start,
+    kb_end, trace) of the accepted rows ``by_shard`` (grouped by shard, ``n_acc`` each, one Kinesis
+    record per row) as the rows of an int64 block, floats by their bits: arrival ``times[when]``,
+    the Kinesis-record counts continuing each shard's ``total_k`` and ``total_kbytes``."""
+    n = len(by_shard)
+    block = np.empty((6, n), np.int64)
+    floats = block.view(np.float64)
+    q = 0
+    for s in range(len(n_acc)):
+        k, kb = total_k[s], total_kbytes[s]
+        for _ in range(n_acc[s]):
+            i = by_shard[q]
+            floats[0, q], floats[1, q] = times[when[i]], event[i]
+            block[2, q], block[3, q] = k, kb
+            kb += size[i]
+            block[4, q], block[5, q] = kb, trace[i]
+            k += 1
+            q += 1
+    return block

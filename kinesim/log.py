@@ -32,6 +32,7 @@ LOG_COLUMNS = {
 #: (:mod:`kinesim.consumer`) read; only the Firehose reader (:mod:`kinesim.firehose`) reads the others.
 READ_COLUMNS = ("arrival", "event", "k_index", "kb_start", "kb_end", "trace")
 _K_COLUMNS = ("k_index", "kb_start", "kb_end")
+_K_INDEX, _KB_END = READ_COLUMNS.index("k_index"), READ_COLUMNS.index("kb_end")  # rows of the block
 
 
 def stored_columns(columns=None) -> tuple[str, ...]:
@@ -42,12 +43,18 @@ def stored_columns(columns=None) -> tuple[str, ...]:
 
 
 class ShardLog:
-    """Append-only columns with absolute positions ``[start, end)``."""
+    """Append-only columns with absolute positions ``[start, end)``.
+
+    The ``READ_COLUMNS`` are the rows of one 2-D int64 block (the float columns by their bits), so
+    that a window's rows of a shard are appended in one copy (:meth:`append_block`); ``cols``
+    maps every stored column's name to its array (views of the block's rows for those)."""
 
     def __init__(self, capacity: int = 1024, columns=None):
         """``columns``: the columns its readers read (:func:`stored_columns`), all by default."""
-        self.cols = {name: np.empty(capacity, LOG_COLUMNS[name]) for name in stored_columns(columns)}
-        self._plain = tuple(name for name in self.cols if name not in _K_COLUMNS)  # copied as they are
+        self._block = np.empty((len(READ_COLUMNS), capacity), np.int64)
+        self._extra = {name: np.empty(capacity, LOG_COLUMNS[name]) for name in stored_columns(columns)
+                       if name not in READ_COLUMNS}
+        self._views()
         self.start = 0  # absolute position of row 0
         self.n = 0  # rows held
         self.total_k = 0  # Kinesis records ever appended
@@ -59,6 +66,37 @@ class ShardLog:
         """Absolute position just after the newest record (the shard's tip)."""
         return self.start + self.n
 
+    def _views(self) -> None:
+        """``cols`` after the block or the other columns were allocated anew."""
+        self.cols = {name: self._block[i].view(LOG_COLUMNS[name]) for i, name in enumerate(READ_COLUMNS)}
+        self.cols.update(self._extra)
+        self._plain = tuple(name for name in self.cols if name not in _K_COLUMNS)  # copied as they are
+
+    def _make_room(self, m: int, keep_from: int) -> None:
+        """Room for ``m`` more rows: drop the rows before ``keep_from`` first, grow if still short."""
+        if self.n + m > self._block.shape[1]:
+            self._compact(keep_from)
+            if 2 * (self.n + m) > self._block.shape[1]:  # keep compactions rare: amortised O(1)
+                self._grow(2 * (self.n + m))
+
+    def append_block(self, block: np.ndarray, a: int, b: int, keep_from: int, extra: dict[str, np.ndarray]) -> None:
+        """Append columns ``[a, b)`` of ``block`` (``READ_COLUMNS`` as the rows of an int64 array,
+        floats by their bits, ``k_index``/``kb_start``/``kb_end`` already continuing this shard's
+        counts; :func:`kinesim._kernels_rows.compiled_log_block`) and of the other stored columns
+        ``extra``. Rows before ``keep_from`` may be dropped."""
+        m = b - a
+        if m <= 0:
+            return
+        self._make_room(m, keep_from)
+        n = self.n
+        self._block[:, n : n + m] = block[:, a:b]
+        for name, own in self._extra.items():
+            own[n : n + m] = extra[name][a:b]
+        self.n = n + m
+        self.total_k = int(self._block[_K_INDEX, n + m - 1]) + 1
+        self.total_kbytes = int(self._block[_KB_END, n + m - 1])
+        self.last_arrival = float(self.cols["arrival"][n + m - 1])
+
     def append(self, cols: dict[str, np.ndarray], a: int, b: int, keep_from: int) -> None:
         """Append rows ``[a, b)`` of ``cols`` (an array per stored column, e.g. a commit's rows of
         all shards); the rows of a Kinesis record are adjacent and ``a`` starts one. ``k_index``,
@@ -67,10 +105,7 @@ class ShardLog:
         m = b - a
         if m <= 0:
             return
-        if self.n + m > len(self.cols["arrival"]):
-            self._compact(keep_from)
-            if 2 * (self.n + m) > len(self.cols["arrival"]):  # keep compactions rare: amortised O(1)
-                self._grow(2 * (self.n + m))
+        self._make_room(m, keep_from)
         n, own = self.n, self.cols
         for name in self._plain:
             own[name][n : n + m] = cols[name][a:b]
@@ -88,25 +123,32 @@ class ShardLog:
         drop = min(max(keep_from - self.start, 0), self.n)
         if drop == 0:
             return
-        for col in self.cols.values():
+        self._block[:, : self.n - drop] = self._block[:, drop : self.n]
+        for col in self._extra.values():
             col[: self.n - drop] = col[drop : self.n]
         self.start += drop
         self.n -= drop
 
     def _grow(self, need: int) -> None:
-        size = max(need, 2 * len(self.cols["arrival"]))
-        for name, col in self.cols.items():
+        size = max(need, 2 * self._block.shape[1])
+        block = np.empty((len(READ_COLUMNS), size), np.int64)
+        block[:, : self.n] = self._block[:, : self.n]
+        self._block = block
+        for name, col in self._extra.items():
             new = np.empty(size, col.dtype)
             new[: self.n] = col[: self.n]
-            self.cols[name] = new
+            self._extra[name] = new
+        self._views()
 
     def release(self, keep_from: int) -> None:
         """Drop the rows before ``keep_from`` and give their memory back (a closed shard whose
         readers have passed them); positions do not change."""
         self._compact(keep_from)
         size = max(self.n, 16)
-        if size < len(self.cols["arrival"]):
-            self.cols = {name: col[:size].copy() for name, col in self.cols.items()}
+        if size < self._block.shape[1]:
+            self._block = self._block[:, :size].copy()
+            self._extra = {name: col[:size].copy() for name, col in self._extra.items()}
+            self._views()
 
     def column(self, name: str, a: int, b: int) -> np.ndarray:
         """View of column ``name`` over absolute positions ``[a, b)`` (must be held)."""

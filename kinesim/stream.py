@@ -15,7 +15,7 @@ import numpy as np
 from kinesim.batch import RecordBatch
 from kinesim.hashing import Router, even_ranges
 from kinesim.limits import ReadLimiter, WriteLimiter, accept_prefix, stable_order
-from kinesim.log import ShardLog, stored_columns
+from kinesim.log import READ_COLUMNS, ShardLog, stored_columns
 from kinesim.metrics import ShardMetrics
 from kinesim.scenario import Stream as StreamSpec
 
@@ -295,6 +295,32 @@ class Stream:
             if b > a:
                 shard.log.append(cols, a, b, shard.keep_from())
             a = b
+
+    def append_block(self, users, by_shard, n_acc, block, seq) -> None:
+        """:meth:`append_logs` of a window whose Kinesis records are its user records (no
+        aggregation), with the read columns already built (:func:`kinesim._kernels_rows.compiled_log_block`,
+        from :meth:`log_totals`): each shard copies its part of ``block``; the other stored
+        columns are gathered here."""
+        stored, extra = self.log_columns, {}
+        if "seq" in stored:
+            extra["seq"] = seq[by_shard]
+        if "subseq" in stored:
+            extra["subseq"] = np.zeros(len(by_shard), np.int32)
+        for name, column in _USER_COLUMNS:
+            if name in stored and name not in READ_COLUMNS:
+                extra[name] = getattr(users, column)[by_shard]
+        a = 0
+        for shard, b in zip(self.shards, np.cumsum(n_acc).tolist()):
+            if b > a:
+                shard.log.append_block(block, a, b, shard.keep_from(), extra)
+            a = b
+
+    def log_totals(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per shard, the Kinesis records and bytes its log has ever held (where the next
+        append's counts start)."""
+        n = len(self.shards)
+        return (np.fromiter((s.log.total_k for s in self.shards), np.int64, n),
+                np.fromiter((s.log.total_kbytes for s in self.shards), np.int64, n))
 
     # ------------------------------------------------------------ reads
     def get_records(self, shard: Shard, position: int, now: float, max_records: int) -> ReadResult:

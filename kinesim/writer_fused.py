@@ -71,10 +71,10 @@ def fused_window(group, plan, src: RecordBatch) -> bool:
     m.add("IncomingBytes", t0, b_acc)
     m.add("WriteProvisionedThroughputExceeded", t0, n_rej)
     stream.next_seq += len(by_shard)
-    t_send = times[when]  # meaningful where a row was sent
-    no_subseq = np.zeros(len(src), np.int32)  # no KPL aggregates
     if len(by_shard):
-        stream.append_logs(src, by_shard, None, no_subseq, n_acc, t_send, src.size, seq, False)
+        block = compiled("compiled_log_block")(by_shard, n_acc, when, times, src.event_time, src.size, src.trace,
+                                               *stream.log_totals())
+        stream.append_block(src, by_shard, n_acc, block, seq)
     # the producer: counts (all flushes are in one period), drops, the records trace, the retry buffer
     st, p = prod.stats, group.grid.index(t0)
     calls, failed = put_records_calls(sent, bytes_f, acc_f, limits)
@@ -88,7 +88,8 @@ def fused_window(group, plan, src: RecordBatch) -> bool:
         if counts[code]:
             rows = np.flatnonzero(fate == code)
             prod.drop_counted(np.full(len(rows), p), src.trace[rows], DROP_REASONS[code])
-    group.trace.put_outcome(src, fate == ACCEPTED, shard, seq, no_subseq, t_send, attempts=made)
+    no_subseq = np.zeros(len(src), np.int32)  # no KPL aggregates
+    group.trace.put_outcome(src, fate == ACCEPTED, shard, seq, no_subseq, times[when], attempts=made)
     prod.pending = RecordBatch(**dict(zip(COLUMNS, compiled("compiled_retry_buffer")(
         keep, src.event_time, src.fleet, src.sensor, src.key, src.size, made, ready, src.trace))))
     return True

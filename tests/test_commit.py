@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from kinesim.batch import RecordBatch
+from kinesim.compiled import compiled
 from kinesim.hashing import md5_hash_keys
 from kinesim.log import LOG_COLUMNS
 from kinesim.metrics import PeriodGrid, ShardMetrics
@@ -144,3 +145,38 @@ def test_commit_numbers_counts_and_logs_records_as_defined(aggregated, shuffled,
         assert log.start == 0 and (log.total_k, log.total_kbytes) == (k_count[shard], k_bytes[shard])
         for name in LOG_COLUMNS:
             assert log.column(name, 0, log.end).tolist() == np.asarray(logged[shard][name]).tolist(), name
+
+
+@pytest.mark.skipif(compiled("compiled_log_block") is None, reason="numba is not installed")
+@pytest.mark.parametrize("columns", [None, ("arrival",)])
+def test_compiled_log_block_appends_what_append_logs_appends(columns):
+    """The fused window's log append (compiled_log_block + Stream.append_block) leaves every
+    stored column of every shard's log as append_logs does, over windows that grow and compact
+    the logs, with all columns stored or only the read ones."""
+    rng = np.random.default_rng(8)
+    a = Stream(StreamSpec(shards=3), ShardMetrics(PeriodGrid(10.0, 1.0), 3), log_columns=columns)
+    b = Stream(StreamSpec(shards=3), ShardMetrics(PeriodGrid(10.0, 1.0), 3), log_columns=columns)
+    for w in range(6):
+        users = batch(rng, int(rng.integers(0, 1500)))
+        shard = rng.integers(0, 3, len(users))
+        by_shard = np.argsort(shard, kind="stable")[: int(rng.integers(0, len(users) + 1))]  # accepted, grouped
+        n_acc = np.bincount(shard[by_shard], minlength=3)
+        times = np.round(w + np.arange(10) * 0.1, 9)
+        when = rng.integers(0, 10, len(users))
+        seq = np.arange(len(users)) + 1000 * w
+        if len(by_shard):
+            a.append_logs(users, by_shard, None, np.zeros(len(users), np.int32), n_acc, times[when], users.size, seq, False)
+            block = compiled("compiled_log_block")(by_shard, n_acc, when, times, users.event_time, users.size,
+                                                   users.trace, *b.log_totals())
+            b.append_block(users, by_shard, n_acc, block, seq)
+        for sa, sb in zip(a.shards, b.shards):
+            la, lb = sa.log, sb.log
+            assert (la.start, la.n, la.total_k, la.total_kbytes, la.last_arrival) == \
+                   (lb.start, lb.n, lb.total_k, lb.total_kbytes, lb.last_arrival)
+            assert set(la.cols) == set(lb.cols) and set(la.cols) <= set(LOG_COLUMNS)
+            for name in la.cols:
+                assert np.array_equal(la.column(name, la.start, la.end), lb.column(name, lb.start, lb.end)), name
+                assert la.cols[name].dtype == lb.cols[name].dtype
+            if w == 3:  # drop most rows, as when a closed shard's readers have passed them
+                la.release(la.end - 10)
+                lb.release(lb.end - 10)
