@@ -61,6 +61,22 @@ class CliError(Exception):
         self.code = code
 
 
+#: Set when a Ctrl-C was raised where Python could only drop it (a callback from C: numba's compiler
+#: calls back through ctypes); the run then ends as interrupted (:func:`_note_dropped_interrupts`).
+_DROPPED_INTERRUPT: list[bool] = []
+
+
+def _note_dropped_interrupts(default_hook):
+    """A ``sys.unraisablehook`` that records a dropped KeyboardInterrupt (instead of printing its
+    traceback) and hands anything else to ``default_hook``."""
+    def hook(unraisable) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            _DROPPED_INTERRUPT.append(True)
+        else:
+            default_hook(unraisable)
+    return hook
+
+
 # ------------------------------------------------------------------ helpers
 def _one_line(text: str) -> str:
     """Collapse a message to one line (the contract: one line per error)."""
@@ -208,6 +224,8 @@ def run(
             progress.update(task, completed=done, simulated=f"{fmt_seconds(done)} / {fmt_seconds(total)}")
 
         results = kinesim.simulate(sc, progress=report)
+        if _DROPPED_INTERRUPT:
+            raise KeyboardInterrupt
         progress.update(task, description="writing results", completed=float(sc.duration))
         try:
             written = results.save(target, plots=not no_plots, report=html_report)
@@ -215,6 +233,16 @@ def run(
             raise CliError(f"cannot write results to {out or target}: {exc.strerror or exc}") from None
 
     shown = _display_path(written)
+    try:
+        _print_run(results, written, shown, scenario, sets, seed, quiet, no_plots, html_report)
+    except KeyboardInterrupt:
+        raise CliError(f"interrupted; the results were written to {shown}/", EXIT_INTERRUPTED) from None
+
+
+def _print_run(results, written: Path, shown: str, scenario, sets, seed, quiet: bool, no_plots: bool,
+               html_report: bool) -> None:
+    """After ``run`` wrote its results: the summary tables, the expect line and where they went."""
+    sc = results.scenario
     if not quiet:
         from rich.console import Console
 
@@ -311,6 +339,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
     command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
     warnings.formatwarning = lambda message, *_, **__: f"warning: {message}\n"  # one line, like errors
+    _DROPPED_INTERRUPT.clear()
+    sys.unraisablehook = _note_dropped_interrupts(sys.__unraisablehook__)
     try:
         rv = command.main(args=args, prog_name="kinesim", standalone_mode=False)
         code = rv if isinstance(rv, int) else EXIT_OK

@@ -1,6 +1,8 @@
 """User-facing errors: one line that names the YAML path and what is allowed."""
 from __future__ import annotations
 
+import math
+
 import difflib
 
 
@@ -45,6 +47,9 @@ def format_path(loc: tuple) -> str:
 
 
 def format_sci(x: float) -> str:
-    """``7.3e12``-style: at most three significant digits, no '+' nor leading zeros in the exponent."""
+    """``7.3e12``-style: at most three significant digits, no '+' nor leading zeros in the exponent
+    (``inf``: more than a float holds)."""
+    if not math.isfinite(x):
+        return "more than 1.8e308" if x > 0 else str(x)
     mantissa, exponent = f"{x:.2e}".split("e")
     return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"

@@ -125,20 +125,6 @@ def test_out_folder_that_is_not_a_results_folder_is_refused(tmp_path, capsys, mo
     assert scenario.exists()
 
 
-def test_keyboard_interrupt_exits_130_and_writes_nothing(tmp_path, capsys, monkeypatch):
-    scenario = write_scenario(tmp_path)
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(kinesim, "simulate", interrupted)
-    code, _, err = invoke(["run", scenario, "--out", tmp_path / "out"], capsys)
-    assert code == 130
-    assert len(err.splitlines()) == 1 and "interrupted" in err and "Traceback" not in err
-    assert not (tmp_path / "out").exists()
-    assert [p.name for p in tmp_path.iterdir()] == ["tiny.yaml"]
-
-
 # ------------------------------------------------------------------ validate
 def test_validate_prints_ok_and_fails_on_any_invalid(tmp_path, capsys):
     good = write_scenario(tmp_path)
