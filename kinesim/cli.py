@@ -18,7 +18,7 @@ from typing import Annotated, NoReturn, Optional
 import typer
 
 from kinesim.errors import ScenarioError
-from kinesim.results import output_problem
+from kinesim.results_io import output_problem
 from kinesim.summary_format import fmt_seconds, summary_tables  # noqa: F401  (re-exported)
 
 EXIT_OK = 0

@@ -1,9 +1,8 @@
 """User-facing errors: one line that names the YAML path and what is allowed."""
 from __future__ import annotations
 
-import math
-
 import difflib
+import math
 
 
 class ScenarioError(ValueError):

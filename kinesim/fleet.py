@@ -139,6 +139,17 @@ class Fleet:
         np.minimum(event_time, t1, out=event_time)
         return self._records(event_time, sensor)
 
+    def count_between(self, t0: float, t1: float) -> int:
+        """How many records :meth:`generate` would give for ``(t0, t1]`` (Poisson: a draw from
+        this fleet's generator), without making them: the records measured after the producer's
+        last flush of the run, which are never sent."""
+        l0, l1 = self._cumulative_at(float(t0)), self._cumulative_at(float(t1))
+        if l1 <= l0:
+            return 0
+        if self.spec.arrival == "periodic":  # per sensor, the k with l0 < k + phase <= l1
+            return int(np.sum(np.floor(l1 - self._phase) - np.floor(l0 - self._phase)))
+        return int(self.rng.poisson(self.spec.sensors * (l1 - l0)))
+
     def compiled_generation(self) -> bool:
         """Whether :meth:`generate_after` can use the compiled kernel: Poisson or bursty arrivals,
         sensor partition keys, a fixed record size."""

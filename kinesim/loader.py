@@ -328,6 +328,10 @@ def check_cross_fields(s: Scenario) -> None:
         if hasattr(size, "uniform") and size.uniform[0] > size.uniform[1]:
             raise ScenarioError(f"fleets[{i}].record_size.uniform", "must be [low, high] with low <= high")
         producer, retries = fleet.producer, fleet.producer.retries
+        if producer.max_buffered_time >= s.duration:
+            raise ScenarioError(f"fleets[{i}].producer.max_buffered_time", f"must be shorter than duration "
+                                f"({format_duration(s.duration)}): the producer sends what it measured every "
+                                f"max_buffered_time, so no record would be sent; got {format_duration(producer.max_buffered_time)}")
         if producer.record_ttl < producer.max_buffered_time:
             raise ScenarioError(f"fleets[{i}].producer.record_ttl", "must be at least producer.max_buffered_time "
                                 f"({format_duration(producer.max_buffered_time)}), got {format_duration(producer.record_ttl)}")

@@ -88,6 +88,7 @@ class Producer:
         self.policy = RetryPolicy.of(spec)  # retries and record_ttl in the retry chain's terms
         self.period_of = period_of
         self.pending = RecordBatch.empty()  # throttled records waiting for their retry
+        self.unflushed = 0  # records measured after the last flush of the run (set at its end)
 
     @property
     def buffered(self) -> int:

@@ -6,11 +6,7 @@ README.md's "What a run gives you" (CloudWatch and API names where AWS has one).
 """
 from __future__ import annotations
 
-import json
-import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,101 +90,9 @@ class Results:
         (:mod:`kinesim.report`) to ``directory``. Everything is written to a temporary folder
         beside it and moved into place only when complete, so a failed run leaves nothing half
         written. An existing ``directory`` is replaced. Returns the directory."""
-        target = Path(directory).expanduser().resolve()
-        problem = output_problem(target)
-        if problem:
-            raise FileExistsError(f"{target}: {problem}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-        try:
-            umask = os.umask(0)
-            os.umask(umask)
-            tmp.chmod(0o777 & ~umask)
-            (tmp / RESULTS_MARKER).write_text("written by kinesim; this whole folder is replaced by the next run\n")
-            (tmp / "summary.json").write_text(json.dumps(_jsonable(self.summary_dict), indent=2) + "\n")
-            for name in TRACES:
-                getattr(self, name).to_parquet(tmp / f"{name}.parquet", index=False)
-            import yaml
+        from kinesim.results_io import save_results
 
-            (tmp / "scenario.yaml").write_text(yaml.safe_dump(self.scenario.model_dump(mode="json", exclude_none=True, warnings=False), sort_keys=False))
-            if self.s3_folder is not None:
-                _copy_tree(self.s3_folder.path, tmp / "s3")
-            if plots:
-                from kinesim.plots import save_plots
-
-                save_plots(self, tmp / "plots")
-            if report:
-                from kinesim.report import write_report
-
-                write_report(self, tmp, plots_dir=tmp / "plots" if plots else None)
-            old = None
-            if target.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-                os.replace(target, old / "previous")
-            os.replace(tmp, target)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return target
-
-
-def _copy_tree(src: Path, dst: Path) -> None:
-    """Copy a folder, hard-linking files where the filesystem allows (no second copy on disk)."""
-    def link_or_copy(a, b):
-        try:
-            os.link(a, b)
-        except OSError:
-            shutil.copy2(a, b)
-
-    shutil.copytree(src, dst, copy_function=link_or_copy)
-
-
-#: A file in every results folder: only folders holding it (and nothing kinesim does not write)
-#: are replaced by a new run.
-RESULTS_MARKER = ".kinesim-results"
-#: What a results folder may hold: the files and folders :meth:`Results.save` writes.
-RESULTS_ENTRIES = {RESULTS_MARKER, "summary.json", "scenario.yaml", "report.html", "plots", "s3",
-                   *(f"{name}.parquet" for name in TRACES)}
-
-
-def output_problem(path: Path) -> str | None:
-    """Why ``save`` must not replace ``path`` (None when it may): a file (there or where a parent
-    folder must be), or a folder that is not empty and holds anything but an earlier kinesim result."""
-    if not path.exists():
-        blocker = next((p for p in path.parents if p.exists()), path.parent)
-        return None if blocker.is_dir() else f"cannot be created: {blocker} is a file, not a folder"
-    if not path.is_dir():
-        return "exists and is not a folder"
-    entries = {p.name for p in path.iterdir()}
-    if not entries:
-        return None
-    if RESULTS_MARKER not in entries:
-        return ("exists and is not a kinesim results folder; results replace the whole folder, "
-                "so choose a new or empty one")
-    foreign = sorted(entries - RESULTS_ENTRIES)
-    if foreign:
-        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-        return (f"holds files kinesim did not write ({shown}); results replace the whole folder, "
-                "so move them or choose another folder")
-    return None
-
-
-def is_replaceable_output(path: Path) -> bool:
-    """Whether ``save`` may replace ``path``: absent, empty, or an earlier kinesim result alone."""
-    return output_problem(path) is None
-
-
-def _jsonable(d: dict) -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, (np.integer,)):
-            v = int(v)
-        elif isinstance(v, (float, np.floating)):
-            v = None if math.isnan(v) else float(v)
-        out[k] = v
-    return out
+        return save_results(self, directory, plots, report)
 
 
 def _metrics_frame(sim, period_starts, shard_ids) -> pd.DataFrame:
@@ -337,6 +241,7 @@ def _summary(sim) -> dict:
     for reason in DROP_REASONS[1:]:
         out[f"records_dropped_{reason}"] = sum(s.dropped_by_reason[reason] for s in stats)
     out["records_buffered"] = sum(p.buffered for p in sim.producers)
+    out["records_unflushed"] = sum(p.unflushed for p in sim.producers)
     out["records_expired"] = sum(app.records_expired for app in sim.consumers)
     for app in sim.consumers:
         pre = f"consumers.{app.spec.name}."

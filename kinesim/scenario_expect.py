@@ -45,7 +45,7 @@ TRACE_COMPARATORS = ("mean_above", "mean_below", "max_above", "max_below", "min_
 SUMMARY_METRICS = (
     "records_produced", "put_attempts", "records_throttled", "throttle_rate", "records_accepted",
     "records_dropped", "records_dropped_max_attempts", "records_dropped_record_ttl",
-    "records_dropped_record_too_large", "records_buffered", "records_expired", "read_throttled_calls",
+    "records_dropped_record_too_large", "records_buffered", "records_unflushed", "records_expired", "read_throttled_calls",
     "get_records_calls", "put_records_calls", "kinesis_records_sent", "kinesis_records_accepted",
     "shards_final", "duration_s",
 )

@@ -125,6 +125,8 @@ class Simulation:
     def _run_to_end(self, wall: float) -> Results:
         end = self.scenario.duration
         self.env.run(until=end + 1e-6)  # events at exactly ``duration`` still happen
+        for producer, count in zip(self.producers, self.writer.unflushed()):
+            producer.unflushed = count
         for app in self.consumers:
             for worker in app.workers:
                 worker.finish(end, self.scenario.stream.retention)

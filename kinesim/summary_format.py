@@ -103,6 +103,7 @@ HEADLINE = (
     ("records_accepted", "records accepted", fmt_int),
     ("records_dropped", "records dropped", fmt_int),
     ("records_buffered", "records still buffered at the end", fmt_int),
+    ("records_unflushed", "records measured after the last flush (not sent)", fmt_int),
     ("records_expired", "records expired by retention", fmt_int),
     ("put_records_calls", "PutRecords calls", fmt_int),
     ("kinesis_records_sent", "Kinesis records sent", fmt_int),
@@ -155,6 +156,8 @@ def summary_tables(results: "Results") -> list:
         if key not in top:
             continue
         used.add(key)
+        if key == "records_unflushed" and not top[key]:  # the usual case: shown only when some are
+            continue
         text = fmt(top[key])
         if key == "records_dropped":
             reasons = [(k[len("records_dropped_"):], v) for k, v in top.items() if k.startswith("records_dropped_")]

@@ -129,6 +129,20 @@ class ProducerGroup:
             self.window(plan)
             w += 1
 
+    def unflushed(self) -> list[int]:
+        """Per fleet, the records its sensors measured after its producer's last flush of the run
+        (in ``(last flush, duration]``; all of them when it never flushed): never sent, they are
+        counted apart (summary ``records_unflushed``). Draws from the fleets' generators, so call it
+        once, after the run."""
+        counts = []
+        for fleet in self.fleets:
+            dt = fleet.spec.producer.max_buffered_time
+            k = math.floor(self.duration / dt) + 1
+            while k >= 1 and float(tick(k, dt)) >= self.duration - 1e-9:  # flush_times' last flush
+                k -= 1
+            counts.append(fleet.count_between(float(tick(k, dt)) if k >= 1 else 0.0, self.duration))
+        return counts
+
     def _next_flush_window(self, w: int) -> int:
         """The first one-second window at or after ``w`` that holds a flush of some fleet: the
         windows in between have nothing to write, so skipping them changes nothing (long runs of

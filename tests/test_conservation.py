@@ -189,3 +189,28 @@ def test_within_a_flush_sequence_order_is_measurement_order():
         assert part["SequenceNumber"].is_unique
         assert part["event_time"].is_monotonic_increasing
         assert part["arrival_time"].is_monotonic_increasing
+
+
+@pytest.mark.parametrize("arrival", ["periodic", "poisson"])
+def test_records_measured_after_the_last_flush_are_counted_apart(arrival):
+    """A producer flushes every max_buffered_time; what its sensors measure after the last flush
+    of the run is never sent: counted as records_unflushed, not produced. 10 sensors at 1 Hz for
+    10 s, flushing every 4 s: flushes at 4 s and 8 s send 80 records, the last 2 s hold 20."""
+    spec = {"name": "tail", "duration": "10s", "seed": 3,
+            "fleets": [{"name": "f", "sensors": 10, "rate": "1/s", "arrival": arrival,
+                        "producer": {"max_buffered_time": "4s", "record_ttl": "30s"}}]}
+    s = kinesim.simulate(spec).summary_dict
+    if arrival == "periodic":
+        assert (s["records_produced"], s["records_unflushed"]) == (80, 20)
+    else:  # Poisson: counts of rate 80 and 20
+        assert 80 - 4 * 9 <= s["records_produced"] <= 80 + 4 * 9 and 20 - 4 * 4.5 <= s["records_unflushed"] <= 20 + 4 * 4.5
+    assert s["records_produced"] == s["records_accepted"]  # nothing else is missing
+
+
+def test_a_producer_that_would_never_flush_is_refused():
+    from kinesim.errors import ScenarioError
+
+    spec = {"name": "never", "duration": "5min", "fleets": [{"name": "f", "sensors": 10, "rate": "1/s",
+                                                             "producer": {"max_buffered_time": "5min"}}]}
+    with pytest.raises(ScenarioError, match=r"fleets\[0\]\.producer\.max_buffered_time: must be shorter than duration"):
+        kinesim.load_scenario(spec)
