@@ -54,8 +54,21 @@ CONSUMER_SUMMARY_METRICS = (
     "records_processed", "latency_p50_s", "latency_p99_s", "max_iterator_age_s", "records_expired",
     "backlog_records", "read_throttled_calls",
 )
-#: Prefixes of figures that optional components add (cost, Firehose, S3, EMR, scaling): accepted
-#: at load time, looked up in the run.
+#: Figures that optional components add (cost, Firehose, S3, EMR, resharding): accepted at load
+#: time, looked up in the run (``tests/test_expect.py`` checks the list against the bundled scenarios).
+OPTIONAL_SUMMARY_METRICS = (
+    "cost_usd", "cost_usd.kinesis", "cost_usd.firehose", "cost_usd.s3", "cost_usd.emr",
+    "firehose_records_read", "firehose_records_delivered", "firehose_records_buffered", "firehose_records_failed",
+    "firehose_records_processing_failed", "firehose_records_expired", "firehose_bytes_read",
+    "firehose_bytes_delivered", "firehose_backlog_records", "firehose_get_records_calls",
+    "firehose_read_throttled_calls", "firehose_lambda_invocations", "firehose_latency_p50_s",
+    "firehose_latency_p99_s", "firehose_max_iterator_age_s",
+    "s3_objects", "s3_bytes_stored", "s3_object_size_mean_bytes", "s3_objects_processing_failed",
+    "emr_jobs", "emr_jobs_completed", "emr_objects_read", "emr_records_read", "emr_run_time_mean_s",
+    "emr_freshness_p50_s", "emr_freshness_p99_s", "emr_freshness_newest_max_s",
+    "shards_max", "reshard_calls", "reshard_calls_refused",
+)
+#: Prefixes of trace columns that optional components add: accepted at load time, looked up in the run.
 OPTIONAL_PREFIXES = ("cost_usd", "firehose", "s3", "emr", "objects", "jobs", "resharding", "autoscaling",
                      "on_demand", "shards_", "reshard", "records_delivered", "delivery")
 #: CloudWatch shard metrics (``metrics.parquet``); summed over shards except the ``max`` ones.
@@ -244,7 +257,7 @@ def _name_problem(check: Check, consumers: list[str], fleets: list[str]) -> Opti
     """``(key, message)`` when a name in ``check`` cannot exist in a run of this scenario."""
     metric = check.metric
     if check.kind == "summary":
-        if metric in SUMMARY_METRICS or metric.startswith(OPTIONAL_PREFIXES):
+        if metric in SUMMARY_METRICS or metric in OPTIONAL_SUMMARY_METRICS:
             return None
         if metric.startswith("consumers."):
             rest = metric[len("consumers."):]
@@ -258,9 +271,11 @@ def _name_problem(check: Check, consumers: list[str], fleets: list[str]) -> Opti
         if metric in SHARD_TRACE or metric in CONSUMER_TRACE or metric in FLEET_TRACE:
             return "metric", (f"{metric} is a trace column, not a summary figure: compare it over a window with "
                               "mean_below, max_above, ...")
-        known = list(SUMMARY_METRICS) + [f"consumers.{c}.{m}" for c in consumers for m in CONSUMER_SUMMARY_METRICS]
+        known = (list(SUMMARY_METRICS) + list(OPTIONAL_SUMMARY_METRICS)
+                 + [f"consumers.{c}.{m}" for c in consumers for m in CONSUMER_SUMMARY_METRICS])
         return "metric", (f"unknown summary figure {metric!r}{did_you_mean(metric, known)}; known: "
-                          f"{', '.join(SUMMARY_METRICS)}, consumers.<name>.<{'|'.join(CONSUMER_SUMMARY_METRICS)}>")
+                          f"{', '.join(SUMMARY_METRICS)}, consumers.<name>.<{'|'.join(CONSUMER_SUMMARY_METRICS)}>, "
+                          "and with their components cost_usd[.<service>], firehose_*, s3_*, emr_*, shards_max, reshard_*")
     trace, column, who = check.scope()
     if trace == "consumers":
         if who not in consumers:

@@ -53,6 +53,9 @@ def scenario(*checks, **changes):
     ([{"metric": "throttle_rate", "approx": 0.1, "tolerance": "lots"}], "expect[0].tolerance", "percentage"),
     ([{"metric": "IncomingRecords", "shard": "shard-1", "mean_below": 1}], "expect[0].shard", "shardId-000000000000"),
     ([{"metric": "throttle_rate", "below": 1, "colour": "red"}], "expect[0].colour", "allowed keys: metric"),
+    ([{"metric": "cost_usdx", "below": 1}], "expect[0].metric", "did you mean cost_usd"),
+    ([{"metric": "firehose_latncy_p50_s", "below": 1}], "expect[0].metric", "did you mean firehose_latency_p50_s"),
+    ([{"metric": "shards_maxx", "below": 1}], "expect[0].metric", "did you mean shards_max"),
 ])
 def test_invalid_checks_name_the_yaml_path(checks, path, words):
     with pytest.raises(kinesim.ScenarioError) as exc:
@@ -103,7 +106,7 @@ def test_checks_measure_the_run():
         {"metric": "GetRecords.IteratorAgeMilliseconds", "consumer": "dashboard", "max_below": 150},
         {"metric": "put_attempts", "fleet": "meters", "window": ["1s", "20s"], "min_above": 90},
         {"metric": "consumers.dashboard.latency_p50_s", "between": [0.2, 0.4]},
-        {"metric": "firehose.records", "above": 0},   # no Firehose in this scenario: measured as absent
+        {"metric": "firehose_records_delivered", "above": 0},  # no Firehose in this scenario: measured as absent
     ))
     results = kinesim.simulate(sc)
     out = evaluate(results)
@@ -111,6 +114,7 @@ def test_checks_measure_the_run():
     assert out[0].measured == 0.0
     assert out[1].measured == results["records_produced"]
     assert 1980 <= out[1].measured <= 2000                     # 100/s x 20 s, the last flush not generated
+    assert results["records_produced"] + results["records_unflushed"] == 2000  # (counted apart)
     m = results.metrics
     per_second = m.groupby("timestamp")["IncomingRecords"].sum()
     assert out[3].measured["mean"] == pytest.approx(per_second.iloc[2:].mean())
@@ -122,8 +126,8 @@ def test_checks_measure_the_run():
 
 
 def test_nan_figures_fail():
-    """A producer that never flushes within the run (10 s buffering, 5 s run): no latency to measure."""
-    fleet = {**BASE["fleets"][0], "producer": {"max_buffered_time": "10s", "record_ttl": "30s"}}
+    """Sensors that measure nothing in the run (rate profile factor 0): no latency to measure."""
+    fleet = {**BASE["fleets"][0], "profile": [{"at": "0s", "factor": 0}]}
     sc = kinesim.load_scenario(scenario({"metric": "consumers.dashboard.latency_p99_s", "below": 10},
                                         duration="5s", fleets=[fleet]))
     (out,) = evaluate(kinesim.simulate(sc))
@@ -164,3 +168,23 @@ def test_burst_throttling_matches_theory_in_both_write_models():
     # fluid: each burst loses (2,400 - 1,000) x 10 - 2,000 bucket tokens of its 24,000 records = 0.5
     assert bucket["throttle_rate"] == pytest.approx(theory.token_bucket_burst_throttle_rate(2400, 10, 50, 1000, 2000),
                                                     abs=0.015)
+
+
+def test_the_known_figures_are_those_the_bundled_scenarios_give():
+    """Every summary figure of every bundled scenario is one that expect checks know (so a typo
+    in an optional component's figure is caught at load time), and the records_unflushed and
+    records_buffered figures are there."""
+    import pathlib
+
+    from kinesim.scenario_expect import CONSUMER_SUMMARY_METRICS, OPTIONAL_SUMMARY_METRICS, SUMMARY_METRICS
+
+    seen = set()
+    for path in sorted(pathlib.Path(__file__).parents[1].glob("scenarios/*.yaml")):
+        results = kinesim.simulate(path, overrides={"duration": "2min"} if "lake" in path.name else None)
+        for name in results.summary_dict:
+            if name.startswith("consumers."):
+                assert name.rpartition(".")[2] in CONSUMER_SUMMARY_METRICS, (path.name, name)
+            else:
+                assert name in SUMMARY_METRICS or name in OPTIONAL_SUMMARY_METRICS, (path.name, name)
+            seen.add(name)
+    assert {"records_unflushed", "records_buffered", "cost_usd.emr", "firehose_records_delivered", "shards_max"} <= seen
