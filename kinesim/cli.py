@@ -223,7 +223,10 @@ def run(
         def report(done: float, total: float) -> None:
             progress.update(task, completed=done, simulated=f"{fmt_seconds(done)} / {fmt_seconds(total)}")
 
-        results = kinesim.simulate(sc, progress=report)
+        try:
+            results = kinesim.simulate(sc, progress=report)
+        except kinesim.ScenarioError as exc:  # found while running (e.g. firehose.s3.root cannot be opened)
+            raise CliError(f"{scenario}: {_one_line(str(exc))}") from None
         if _DROPPED_INTERRUPT:
             raise KeyboardInterrupt
         progress.update(task, description="writing results", completed=float(sc.duration))

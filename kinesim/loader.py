@@ -90,6 +90,8 @@ def load_scenario(source: str | Path | Mapping | Scenario, overrides: Mapping[st
         path = Path(text_source)
         looks_like_path = "\n" not in text_source and (path.suffix in (".yaml", ".yml") or path.exists() or ":" not in text_source)
         if looks_like_path:
+            if path.is_dir():
+                raise ScenarioError("", f"{path}: is a directory, not a scenario file")
             if not path.is_file():
                 raise ScenarioError("", f"{path}: no such scenario file")
             try:
@@ -103,6 +105,9 @@ def load_scenario(source: str | Path | Mapping | Scenario, overrides: Mapping[st
             data = read_yaml(text_source)
     if not isinstance(data, dict):
         raise ScenarioError("", f"a scenario must be a mapping of keys (name, duration, ...), got {type(data).__name__}")
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise ScenarioError("overrides", f"must map dotted paths to values, like {{'stream.shards': 4}}, "
+                            f"got a {type(overrides).__name__}")
     for key, value in (overrides or {}).items():
         apply_override(data, key, value)
     try:

@@ -123,6 +123,11 @@ class Autoscaling(_Model):
             raise ValueError(f"min_shards must not exceed max_shards, got {self.min_shards} and {self.max_shards}")
         if self.scale_up is None and self.scale_down is None:
             raise ValueError("give at least one of scale_up and scale_down, got neither")
+        if self.scale_up is not None and self.scale_down is not None and \
+                self.scale_up.scale_threshold_pct <= self.scale_down.scale_threshold_pct:
+            raise ValueError(f"scale_up.scale_threshold_pct must be above scale_down.scale_threshold_pct (between them "
+                             f"both alarms would fire and the stream would scale up and down in turn), got "
+                             f"{self.scale_up.scale_threshold_pct:g} and {self.scale_down.scale_threshold_pct:g}")
         return self
 
 

@@ -7,6 +7,7 @@ from its own random stream keyed by its name (:mod:`kinesim.rng`).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Callable
 
 import pandas as pd
@@ -149,7 +150,7 @@ def simulate(scenario, *, overrides: dict | None = None, seed: int | None = None
     """
     from kinesim.loader import load_scenario
 
-    if seed is not None:
+    if seed is not None and (overrides is None or isinstance(overrides, Mapping)):  # (load_scenario refuses others)
         overrides = {**(overrides or {}), "seed": seed}
     if overrides or not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario, overrides)

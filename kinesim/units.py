@@ -68,10 +68,9 @@ def parse_duration(value: object) -> float:
             try:
                 seconds = float(q.to("second").magnitude)
             except pint.DimensionalityError:
-                raise ValueError(
-                    f"must be a duration ({DURATION_UNITS}), got {value!r} "
-                    f"(a {q.dimensionality}; for minutes write 'min')"
-                ) from None
+                what = "a rate, not a time" if str(q.dimensionality) == "1 / [time]" else f"a {q.dimensionality}"
+                hint = "; for minutes write 'min'" if str(q.dimensionality) == "[length]" else ""  # 5m: metres
+                raise ValueError(f"must be a duration ({DURATION_UNITS}), got {value!r} ({what}{hint})") from None
     else:
         raise ValueError(f"must be a duration like 100ms or 5min, got {value!r}")
     if not math.isfinite(seconds) or seconds < 0:

@@ -129,6 +129,8 @@ def test_autoscaling_validation():
         ({"autoscaling": {"scale_up": {"scale_threshold_pct": 80, "scale_pct": 50, "scale_count": 2}}},
          "autoscaling.scale_up: give scale_pct or scale_count, got both"),
         ({"autoscaling": {"scale_up": {"scale_after_mins": 2}}}, "autoscaling.scale_up.scale_threshold_pct: required"),
+        ({"autoscaling": {"scale_up": {"scale_threshold_pct": 20}, "scale_down": {"scale_threshold_pct": 80}}},
+         "autoscaling: scale_up.scale_threshold_pct must be above scale_down.scale_threshold_pct"),
     ]:
         with pytest.raises(ScenarioError) as err:
             kinesim.load_scenario({**base, **extra})
