@@ -3,6 +3,8 @@
 naming the field the user set."""
 from __future__ import annotations
 
+import datetime
+
 from kinesim.errors import ScenarioError
 from kinesim.scenario import Scenario
 from kinesim.units import format_bytes, format_duration
@@ -22,7 +24,10 @@ def check_time_range(s: Scenario) -> None:
     lo, hi = YEARS
     if not lo <= s.start_time.year < hi:
         raise ScenarioError("start_time", f"must be in the years {lo} to {hi - 1} (UTC), got {s.start_time.isoformat()}")
-    end_year = s.start_time.year + s.duration / (365.25 * 86_400)
+    try:
+        end_year = (s.start_time + datetime.timedelta(seconds=s.duration)).year
+    except OverflowError:  # past year 9999
+        end_year = hi
     if end_year >= hi:
         raise ScenarioError("duration", f"the run would end after {hi - 1} (start_time {s.start_time.year} + "
                             f"{format_duration(s.duration)}); shorten duration or start earlier")

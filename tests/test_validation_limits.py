@@ -300,3 +300,10 @@ def test_python_api_misuse_gets_a_scenario_error(tmp_path):
         kinesim.simulate(TINY, overrides=["stream.shards=2"], seed=3)
     with pytest.raises(kinesim.ScenarioError, match="is a directory, not a scenario file"):
         kinesim.simulate(tmp_path)
+
+
+def test_a_run_ending_after_2199_is_refused_to_the_minute():
+    late = {**TINY, "start_time": "2199-12-31T23:59:00Z"}
+    kinesim.load_scenario({**late, "duration": "30s"})
+    with pytest.raises(kinesim.ScenarioError, match="duration: the run would end after 2199"):
+        kinesim.load_scenario({**late, "duration": "2d"})
