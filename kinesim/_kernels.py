@@ -26,6 +26,7 @@ from kinesim import _kernels_rows
 compiled_new_records = _kernels_rows.compiled_new_records  # reached through kinesim.compiled, by name
 compiled_retry_buffer = _kernels_rows.compiled_retry_buffer
 compiled_log_block = _kernels_rows.compiled_log_block
+compiled_dropped = _kernels_rows.compiled_dropped
 
 
 @numba.njit(cache=True, error_model="numpy")

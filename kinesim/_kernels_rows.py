@@ -7,7 +7,8 @@ same results as the numpy code they replace:
 * :func:`compiled_retry_buffer`: the rows :func:`kinesim._kernels.compiled_window` keeps for the
   next window, i.e. ``batch.take(keep).replace(attempts=..., ready_time=...)``;
 * :func:`compiled_log_block`: the shard logs' columns of the window's accepted rows, numbered per
-  shard, i.e. the columns :meth:`kinesim.stream.Stream.append_logs` builds and shifts.
+  shard, i.e. the columns :meth:`kinesim.stream.Stream.append_logs` builds and shifts;
+* :func:`compiled_dropped`: the window's dropped rows by reason.
 
 Random draws come from the fleet's own ``numpy.random.Generator``: numba shares its state and
 its ``standard_exponential`` and ``integers`` give numpy's values draw for draw
@@ -79,14 +80,18 @@ def compiled_retry_buffer(keep, event, fleet, sensor, key, size, made, ready, tr
 
 
 @numba.njit(cache=True, error_model="numpy")
-def compiled_log_block(by_shard, n_acc, when, times, event, size, trace, total_k, total_kbytes):
+def compiled_log_block(by_shard, n_acc, when, times, event, size, trace, total_k, total_kbytes, unit, increment):
     """The shard logs' ``READ_COLUMNS`` (:mod:`kinesim.log`: arrival, event, k_index, kb_start,
     kb_end, trace) of the accepted rows ``by_shard`` (grouped by shard, ``n_acc`` each, one Kinesis
     record per row) as the rows of an int64 block, floats by their bits: arrival ``times[when]``,
-    the Kinesis-record counts continuing each shard's ``total_k`` and ``total_kbytes``."""
+    the Kinesis-record counts continuing each shard's ``total_k`` and ``total_kbytes``. Also their
+    billing (:meth:`kinesim.metrics.ShardMetrics.add_put_payload_units`): the PUT payload units
+    (``ceil(size / unit)`` each) and the on-demand increments (``ceil(size / increment)`` each).
+    Returns ``(block, units, increments)``."""
     n = len(by_shard)
     block = np.empty((6, n), np.int64)
     floats = block.view(np.float64)
+    units, increments = 0, 0
     q = 0
     for s in range(len(n_acc)):
         k, kb = total_k[s], total_kbytes[s]
@@ -96,6 +101,29 @@ def compiled_log_block(by_shard, n_acc, when, times, event, size, trace, total_k
             block[2, q], block[3, q] = k, kb
             kb += size[i]
             block[4, q], block[5, q] = kb, trace[i]
+            units += -(-size[i] // unit)
+            increments += -(-size[i] // increment)
             k += 1
             q += 1
-    return block
+    return block, units, increments
+
+
+@numba.njit(cache=True, error_model="numpy")
+def compiled_dropped(fate, codes):
+    """The rows of each fate ``1 .. codes`` (:func:`kinesim._kernels.compiled_window`'s drop
+    reasons), in row order, one code after the other: ``(rows, starts)``, code ``c``'s rows are
+    ``rows[starts[c - 1]:starts[c]]``."""
+    starts = np.zeros(codes + 1, np.int64)
+    for i in range(len(fate)):
+        if 1 <= fate[i] <= codes:
+            starts[fate[i]] += 1
+    for c in range(1, codes + 1):
+        starts[c] += starts[c - 1]
+    rows = np.empty(starts[codes], np.int64)
+    at = starts[:codes].copy()
+    for i in range(len(fate)):
+        c = fate[i]
+        if 1 <= c <= codes:
+            rows[at[c - 1]] = i
+            at[c - 1] += 1
+    return rows, starts

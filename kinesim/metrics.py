@@ -75,8 +75,14 @@ class ShardMetrics:
             sizes = np.asarray(sizes, dtype=np.int64)
             ones, largest = int(np.count_nonzero(sizes)), int(sizes.max())  # one unit each if none is larger
             unit, inc = PUT_PAYLOAD_UNIT_BYTES, ON_DEMAND_BILLING_INCREMENT
-            self.put_payload_units += ones if largest <= unit else int(np.sum(-(-sizes // unit)))
-            self.on_demand_billed_bytes += (ones if largest <= inc else int(np.sum(-(-sizes // inc)))) * inc
+            self.add_put_payload(ones if largest <= unit else int(np.sum(-(-sizes // unit))),
+                                 ones if largest <= inc else int(np.sum(-(-sizes // inc))))
+
+    def add_put_payload(self, units: int, increments: int) -> None:
+        """Count PUT payload units and on-demand billing increments (of ``ON_DEMAND_BILLING_INCREMENT``
+        bytes) counted elsewhere (:func:`kinesim._kernels_rows.compiled_log_block`)."""
+        self.put_payload_units += units
+        self.on_demand_billed_bytes += increments * ON_DEMAND_BILLING_INCREMENT
 
     def add_one(self, name: str, t: float, shard: int, value: float) -> None:
         self.values[name][self.grid.index(t), shard] += value

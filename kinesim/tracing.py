@@ -86,22 +86,26 @@ class RecordTrace:
         return np.concatenate(picks) if picks else np.zeros(0, np.int64)
 
     def put_outcome(self, batch: RecordBatch, accepted: np.ndarray, shard: np.ndarray, seq: np.ndarray,
-                    subseq: np.ndarray, now: float | np.ndarray, attempts: np.ndarray | None = None) -> None:
+                    subseq: np.ndarray, now: float | np.ndarray) -> None:
         """After a PutRecords attempt at ``now`` (a time, or one per record): attempts for every
-        traced record, shard, position and arrival time for the accepted ones. ``attempts`` (one
-        per record): the attempts made by now, when not one more than ``batch.attempts`` (a whole
-        window at once, :mod:`kinesim.writer_fused`)."""
+        traced record, shard, position and arrival time for the accepted ones."""
         sel = np.flatnonzero(batch.trace >= 0)  # the traced records: few, so index them
         if not len(sel):
             return
-        t = batch.trace[sel]
-        self.cols["attempts"][t] = batch.attempts[sel] + 1 if attempts is None else attempts[sel]
-        ok = accepted[sel]
-        rows, sel = t[ok], sel[ok]
-        self.cols["shard"][rows] = shard[sel]
-        self.cols["seq"][rows] = seq[sel]
-        self.cols["subseq"][rows] = subseq[sel]
-        self.cols["arrival_time"][rows] = now[sel] if isinstance(now, np.ndarray) else now
+        self.put_outcome_rows(batch.trace[sel], batch.attempts[sel] + 1, accepted[sel], shard[sel], seq[sel],
+                              subseq[sel], now[sel] if isinstance(now, np.ndarray) else now)
+
+    def put_outcome_rows(self, rows: np.ndarray, attempts: np.ndarray, accepted: np.ndarray, shard: np.ndarray,
+                         seq: np.ndarray, subseq: np.ndarray | int, arrival: np.ndarray | float) -> None:
+        """:meth:`put_outcome` of traced records only: their trace ``rows`` and, one per row, the
+        attempts made, whether accepted, and for the accepted shard, sequence number, subsequence
+        number and arrival time (arrays, or one value for all)."""
+        self.cols["attempts"][rows] = attempts
+        done = rows[accepted]
+        self.cols["shard"][done] = shard[accepted]
+        self.cols["seq"][done] = seq[accepted]
+        self.cols["subseq"][done] = subseq[accepted] if isinstance(subseq, np.ndarray) else subseq
+        self.cols["arrival_time"][done] = arrival[accepted] if isinstance(arrival, np.ndarray) else arrival
 
     def dropped(self, trace: np.ndarray, reason: int) -> None:
         """Records given up (their ``trace`` rows, -1 = not sampled) for DROP_REASONS[reason]."""

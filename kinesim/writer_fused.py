@@ -17,6 +17,7 @@ import numpy as np
 
 from kinesim.batch import COLUMNS, RecordBatch
 from kinesim.compiled import compiled
+from kinesim.aws import ON_DEMAND_BILLING_INCREMENT, PUT_PAYLOAD_UNIT_BYTES
 from kinesim.limits import put_records_calls
 from kinesim.retry_window import generator
 from kinesim.tracing import DROP_REASONS
@@ -66,14 +67,15 @@ def fused_window(group, plan, src: RecordBatch) -> bool:
     # the stream: capacity, CloudWatch metrics, sequence numbers and the shard logs (Stream.commit)
     stream.writes.consume(n_acc, b_acc)
     m = stream.metrics
-    m.add_put_payload_units(src.size[by_shard])
     m.add("IncomingRecords", t0, n_acc)
     m.add("IncomingBytes", t0, b_acc)
     m.add("WriteProvisionedThroughputExceeded", t0, n_rej)
     stream.next_seq += len(by_shard)
     if len(by_shard):
-        block = compiled("compiled_log_block")(by_shard, n_acc, when, times, src.event_time, src.size, src.trace,
-                                               *stream.log_totals())
+        block, units, increments = compiled("compiled_log_block")(
+            by_shard, n_acc, when, times, src.event_time, src.size, src.trace, *stream.log_totals(),
+            PUT_PAYLOAD_UNIT_BYTES, ON_DEMAND_BILLING_INCREMENT)
+        m.add_put_payload(units, increments)
         stream.append_block(src, by_shard, n_acc, block, seq)
     # the producer: counts (all flushes are in one period), drops, the records trace, the retry buffer
     st, p = prod.stats, group.grid.index(t0)
@@ -83,13 +85,15 @@ def fused_window(group, plan, src: RecordBatch) -> bool:
            records_throttled=n_sent - n_accepted, records_retried=int(retried.sum()),
            put_records_calls=int(calls.sum()), put_records_failed_calls=int(failed.sum()),
            kinesis_records_sent=n_sent)
-    counts = np.bincount(fate, minlength=ACCEPTED + 1)
+    dropped, starts = compiled("compiled_dropped")(fate, ACCEPTED - 1)
     for code in (1, 2, 3):
-        if counts[code]:
-            rows = np.flatnonzero(fate == code)
+        if starts[code] > starts[code - 1]:
+            rows = dropped[starts[code - 1]:starts[code]]
             prod.drop_counted(np.full(len(rows), p), src.trace[rows], DROP_REASONS[code])
-    no_subseq = np.zeros(len(src), np.int32)  # no KPL aggregates
-    group.trace.put_outcome(src, fate == ACCEPTED, shard, seq, no_subseq, times[when], attempts=made)
+    traced = np.flatnonzero(src.trace >= 0)  # the records trace: few rows, so index them
+    if len(traced):
+        group.trace.put_outcome_rows(src.trace[traced], made[traced], fate[traced] == ACCEPTED, shard[traced],
+                                     seq[traced], 0, times[when[traced]])  # no KPL aggregates: subsequence 0
     prod.pending = RecordBatch(**dict(zip(COLUMNS, compiled("compiled_retry_buffer")(
         keep, src.event_time, src.fleet, src.sensor, src.key, src.size, made, ready, src.trace))))
     return True

@@ -166,9 +166,11 @@ def test_compiled_log_block_appends_what_append_logs_appends(columns):
         seq = np.arange(len(users)) + 1000 * w
         if len(by_shard):
             a.append_logs(users, by_shard, None, np.zeros(len(users), np.int32), n_acc, times[when], users.size, seq, False)
-            block = compiled("compiled_log_block")(by_shard, n_acc, when, times, users.event_time, users.size,
-                                                   users.trace, *b.log_totals())
+            block, units, increments = compiled("compiled_log_block")(
+                by_shard, n_acc, when, times, users.event_time, users.size, users.trace, *b.log_totals(), 25_000, 1_000)
             b.append_block(users, by_shard, n_acc, block, seq)
+            sizes = users.size[by_shard]  # billing: 25 KB payload units, 1 KB on-demand increments
+            assert (units, increments) == (int(np.sum(-(-sizes // 25_000))), int(np.sum(-(-sizes // 1_000))))
         for sa, sb in zip(a.shards, b.shards):
             la, lb = sa.log, sb.log
             assert (la.start, la.n, la.total_k, la.total_kbytes, la.last_arrival) == \
