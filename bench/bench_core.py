@@ -12,6 +12,7 @@ retries). Run:
     python bench/bench_core.py --minutes 60       # one simulated hour
     python bench/bench_core.py --scaling          # 1k/10k/100k sensors for 10 min; 10k for 1 h and 6 h
     python bench/bench_core.py --reference        # add the reference model and the speed ratio
+    python bench/bench_core.py --pairs 5          # the standard hour and the reference, back to back, 5 times
 
 Speed is measured here, never in timed tests. Each run is in a fresh process, so peak RSS is
 that run's own.
@@ -106,7 +107,13 @@ def main() -> None:
     parser.add_argument("--sensors", type=int, default=10_000)
     parser.add_argument("--scaling", action="store_true", help="1k/10k/100k sensors for 10 min, 10k for 1 h and 6 h")
     parser.add_argument("--reference", action="store_true", help="also time the per-record reference model")
+    parser.add_argument("--pairs", type=int, default=0, metavar="N",
+                        help="time the standard hour and the reference on the standard fleet's minute one after "
+                             "the other, N times: each pair's ratio and the medians (this machine's speed drifts)")
     args = parser.parse_args()
+    if args.pairs:
+        pairs(args.pairs)
+        return
     print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, python {platform.python_version()}")
     print("| run | sensors | simulated | records | wall s | records/s | peak RSS MiB | start-up s |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -139,6 +146,26 @@ def main() -> None:
             ratios = ", ".join(f"{m['records'] / m['wall'] / rate:.1f}x ({label})" for label, rate in ref_rate.items())
             print(f"speed ratio, engine's records/s on {sensors:,} sensors for {minutes:g} min over the reference's: "
                   f"{ratios}")
+
+
+def pairs(n: int) -> None:
+    """The headline ratio, robust to a machine whose speed drifts: the engine's standard hour and
+    the reference's standard minute, run back to back ``n`` times (the order alternating), each
+    pair giving a ratio of records/s; prints every pair and the medians."""
+    import statistics
+
+    print("| pair | engine, 1 h: wall s | records/s | reference, 1 min: wall s | records/s | ratio |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    eng_rates, ref_rates, ratios = [], [], []
+    for k in range(n):
+        order = (False, True) if k % 2 == 0 else (True, False)
+        got = {reference: measure(60.0 if not reference else 1.0, 10_000, reference=reference) for reference in order}
+        eng, ref = got[False], got[True]
+        e, r = eng["records"] / eng["wall"], ref["records"] / ref["wall"]
+        eng_rates.append(e), ref_rates.append(r), ratios.append(e / r)
+        print(f"| {k + 1} | {eng['wall']:.2f} | {e:,.0f} | {ref['wall']:.2f} | {r:,.0f} | {e / r:.1f}x |", flush=True)
+    print(f"medians: engine {statistics.median(eng_rates):,.0f} records/s, reference {statistics.median(ref_rates):,.0f} "
+          f"records/s, ratio {statistics.median(ratios):.1f}x (pairs from {min(ratios):.1f}x to {max(ratios):.1f}x)")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 The usual scenario, one fleet sending plain records, spends most of its time in the write window
 (:mod:`kinesim.writer`): picking the due retries, the send order, the acceptance, the numbering
 and the in-window retries each cost a dozen numpy calls over the window's records.
-:func:`fused_window` does all of that in one numba pass (:func:`kinesim._kernels.compiled_window`)
-and keeps the rest (the shard logs, the metrics, the traces, the retry buffer's columns) in numpy.
+:func:`fused_window` does all of that in one numba pass (:func:`kinesim._kernels.compiled_window`);
+the window's rows (:func:`window_rows`: the retry buffer, then the new records), the shard logs'
+rows, the dropped rows and the next retry buffer are built by the compiled passes of
+:mod:`kinesim._kernels_rows`, and the metrics and traces are updated in numpy.
 It computes exactly what :meth:`kinesim.writer.ProducerGroup._fast_window` computes: the same
 fates, attempts, sequence numbers, counts and random draws (``tests/test_writer_paths.py`` runs
 both against the flush-by-flush replay). It applies when the window's flushes fall in one metrics
@@ -15,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from kinesim.aws import ON_DEMAND_BILLING_INCREMENT, PUT_PAYLOAD_UNIT_BYTES
 from kinesim.batch import COLUMNS, RecordBatch
 from kinesim.compiled import compiled
-from kinesim.aws import ON_DEMAND_BILLING_INCREMENT, PUT_PAYLOAD_UNIT_BYTES
 from kinesim.limits import put_records_calls
 from kinesim.retry_window import generator
 from kinesim.tracing import DROP_REASONS
