@@ -231,7 +231,7 @@ def test_a_root_that_cannot_be_written_is_a_one_line_error_naming_it(tmp_path, c
         cli.main(["run", str(LAKE_SCENARIO), "-q", "-o", str(tmp_path / "out"),
                   "--set", "duration=10min", "--set", f"firehose.s3.root={blocker}/inside"])
     err = capsys.readouterr().err
-    assert exc.value.code == 2 and err.startswith("error: firehose.s3.root: cannot write")
+    assert exc.value.code == 2 and err.startswith(f"error: {LAKE_SCENARIO}: firehose.s3.root: cannot write")
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
 
