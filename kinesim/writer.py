@@ -170,7 +170,8 @@ class ProducerGroup:
         if not done:  # each record with the index of its flush in its fleet's times
             new = [(batch, _flush_of(times, batch.event_time) if len(times) else None)
                    for batch, (times, _) in zip(batches, plan)]
-            done = self.fast and not fuse and self._fast_window(plan, new)  # not exact for one: for both
+            # a window the fused pass found not exact is not exact for the numpy window either
+            done = self.fast and not fuse and self._fast_window(plan, new)
             if not done:
                 self.windows_replayed += 1
                 self._replay(plan, new)
