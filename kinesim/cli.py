@@ -18,6 +18,7 @@ from typing import Annotated, NoReturn, Optional
 import typer
 
 from kinesim.errors import ScenarioError
+from kinesim.interrupts import DROPPED_INTERRUPT, from_interrupt, note_dropped_interrupts
 from kinesim.results_io import output_problem
 from kinesim.summary_format import fmt_seconds, summary_tables  # noqa: F401  (re-exported)
 
@@ -59,22 +60,6 @@ class CliError(Exception):
         super().__init__(message)
         self.message = message
         self.code = code
-
-
-#: Set when a Ctrl-C was raised where Python could only drop it (a callback from C: numba's compiler
-#: calls back through ctypes); the run then ends as interrupted (:func:`_note_dropped_interrupts`).
-_DROPPED_INTERRUPT: list[bool] = []
-
-
-def _note_dropped_interrupts(default_hook):
-    """A ``sys.unraisablehook`` that records a dropped KeyboardInterrupt (instead of printing its
-    traceback) and hands anything else to ``default_hook``."""
-    def hook(unraisable) -> None:
-        if isinstance(unraisable.exc_value, KeyboardInterrupt):
-            _DROPPED_INTERRUPT.append(True)
-        else:
-            default_hook(unraisable)
-    return hook
 
 
 # ------------------------------------------------------------------ helpers
@@ -216,30 +201,32 @@ def run(
     import kinesim
 
     show = not quiet and sys.stderr.isatty()
-    with _progress(show) as progress:
-        task = progress.add_task(f"simulating {sc.name}", total=float(sc.duration),
-                                 simulated=f"0 s / {fmt_seconds(sc.duration)}")
-
-        def report(done: float, total: float) -> None:
-            progress.update(task, completed=done, simulated=f"{fmt_seconds(done)} / {fmt_seconds(total)}")
-
-        try:
-            results = kinesim.simulate(sc, progress=report)
-        except kinesim.ScenarioError as exc:  # found while running (e.g. firehose.s3.root cannot be opened)
-            raise CliError(f"{scenario}: {_one_line(str(exc))}") from None
-        if _DROPPED_INTERRUPT:
-            raise KeyboardInterrupt
-        progress.update(task, description="writing results", completed=float(sc.duration))
-        try:
-            written = results.save(target, plots=not no_plots, report=html_report)
-        except OSError as exc:
-            raise CliError(f"cannot write results to {out or target}: {exc.strerror or exc}") from None
-
-    shown = _display_path(written)
+    results = None
     try:
-        _print_run(results, written, shown, scenario, sets, seed, quiet, no_plots, html_report)
+        with _progress(show) as progress:
+            task = progress.add_task(f"simulating {sc.name}", total=float(sc.duration),
+                                     simulated=f"0 s / {fmt_seconds(sc.duration)}")
+
+            def report(done: float, total: float) -> None:
+                progress.update(task, completed=done, simulated=f"{fmt_seconds(done)} / {fmt_seconds(total)}")
+
+            try:
+                results = kinesim.simulate(sc, progress=report)
+            except kinesim.ScenarioError as exc:  # found while running (e.g. firehose.s3.root cannot be opened)
+                raise CliError(f"{scenario}: {_one_line(str(exc))}") from None
+            if DROPPED_INTERRUPT:
+                raise KeyboardInterrupt
+            progress.update(task, description="writing results", completed=float(sc.duration))
+            try:
+                written = results.save(target, plots=not no_plots, report=html_report)
+            except OSError as exc:
+                raise CliError(f"cannot write results to {out or target}: {exc.strerror or exc}") from None
+        _print_run(results, written, _display_path(written), scenario, sets, seed, quiet, no_plots, html_report)
     except KeyboardInterrupt:
-        raise CliError(f"interrupted; the results were written to {shown}/", EXIT_INTERRUPTED) from None
+        saved = getattr(results, "saved_to", None)  # set once the results folder is complete
+        if saved is None:
+            raise
+        raise CliError(f"interrupted; the results were written to {_display_path(saved)}/", EXIT_INTERRUPTED) from None
 
 
 def _print_run(results, written: Path, shown: str, scenario, sets, seed, quiet: bool, no_plots: bool,
@@ -342,8 +329,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
     command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
     warnings.formatwarning = lambda message, *_, **__: f"warning: {message}\n"  # one line, like errors
-    _DROPPED_INTERRUPT.clear()
-    sys.unraisablehook = _note_dropped_interrupts(sys.__unraisablehook__)
+    DROPPED_INTERRUPT.clear()
+    sys.unraisablehook = note_dropped_interrupts(sys.__unraisablehook__)
     try:
         rv = command.main(args=args, prog_name="kinesim", standalone_mode=False)
         code = rv if isinstance(rv, int) else EXIT_OK
@@ -378,6 +365,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
                 _error(f"{exc.format_message()}{hint}")
         elif kind == "Abort":
             _error("aborted")
+            code = EXIT_INTERRUPTED
+        elif from_interrupt(exc):  # e.g. numba's "returned a result with an exception set"
+            _error("interrupted; no results were written")
             code = EXIT_INTERRUPTED
         else:
             if os.environ.get("KINESIM_DEBUG"):

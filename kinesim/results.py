@@ -47,6 +47,7 @@ class Results:
         self.summary_dict = summary
         self.summary = pd.DataFrame({"value": pd.Series(summary, dtype=object)}).rename_axis("metric")
         self.wall_time_s = wall_time_s
+        self.saved_to: Path | None = None  # the folder of the last complete save()
 
     def __getitem__(self, key: str):
         """``results["throttle_rate"]``: a headline figure from the summary. An unknown name raises

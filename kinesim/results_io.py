@@ -49,6 +49,7 @@ def save_results(results, directory: str | os.PathLike, plots: bool = False, rep
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
             os.replace(target, old / "previous")
         os.replace(tmp, target)
+        results.saved_to = target  # complete: an interrupt from here on leaves these results
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:

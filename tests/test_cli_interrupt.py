@@ -59,3 +59,41 @@ def test_a_ctrl_c_after_the_results_were_written_says_so(tmp_path, capsys, monke
     assert code == 130
     assert err.splitlines() == [f"error: interrupted; the results were written to {tmp_path / 'out'}/"]
     assert (tmp_path / "out" / "summary.json").exists()
+
+
+def test_an_interrupt_inside_compiled_code_is_an_interrupt_not_an_internal_error(tmp_path, capsys, monkeypatch):
+    """numba reports a Ctrl-C inside a kernel call as "SystemError: ... returned a result with an
+    exception set", the KeyboardInterrupt as its context: exit 130, not exit 1."""
+    scenario = write_scenario(tmp_path)
+
+    def kernel_interrupted(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise SystemError("CPUDispatcher(<function compiled_window>) returned a result with an exception set")
+
+    monkeypatch.setattr(kinesim, "simulate", kernel_interrupted)
+    code, _, err = invoke(["run", scenario, "--out", tmp_path / "out"], capsys)
+    assert code == 130 and err.splitlines() == ["error: interrupted; no results were written"]
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny.yaml"]
+
+
+def test_an_interrupt_once_the_folder_is_complete_says_the_results_were_written(tmp_path, capsys, monkeypatch):
+    """A Ctrl-C between the results folder being moved into place and the end of save() (the old
+    folder's removal) used to say "no results were written" although they were."""
+    import shutil
+
+    scenario = write_scenario(tmp_path)
+    invoke(["run", scenario, "--out", tmp_path / "out", "-q"], capsys)  # an earlier result to replace
+    real_rmtree = shutil.rmtree
+
+    def interrupted_rmtree(path, *args, **kwargs):
+        if ".old-" in str(path):
+            real_rmtree(path, *args, **kwargs)
+            raise KeyboardInterrupt
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", interrupted_rmtree)
+    code, _, err = invoke(["run", scenario, "--out", tmp_path / "out", "-q"], capsys)
+    assert code == 130 and err.splitlines() == [f"error: interrupted; the results were written to {tmp_path / 'out'}/"]
+    assert (tmp_path / "out" / "summary.json").exists()
