@@ -111,6 +111,8 @@ def main() -> None:
                         help="time the standard hour and the reference on the standard fleet's minute one after "
                              "the other, N times: each pair's ratio and the medians (this machine's speed drifts)")
     args = parser.parse_args()
+    if args.pairs < 0:
+        parser.error(f"--pairs must be at least 1, got {args.pairs}")
     if args.pairs:
         pairs(args.pairs)
         return

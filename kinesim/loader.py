@@ -106,8 +106,9 @@ def load_scenario(source: str | Path | Mapping | Scenario, overrides: Mapping[st
     if not isinstance(data, dict):
         raise ScenarioError("", f"a scenario must be a mapping of keys (name, duration, ...), got {type(data).__name__}")
     if overrides is not None and not isinstance(overrides, Mapping):
+        shown = repr(overrides)
         raise ScenarioError("overrides", f"must map dotted paths to values, like {{'stream.shards': 4}}, "
-                            f"got a {type(overrides).__name__}")
+                            f"got {shown if len(shown) <= 60 else shown[:57] + '...'}")
     for key, value in (overrides or {}).items():
         apply_override(data, key, value)
     try:

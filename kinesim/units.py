@@ -21,6 +21,10 @@ BYTE_UNITS = "B, KiB, MiB, GiB (or kB, MB, GB)"
 #: (:data:`kinesim.loader.MAX_RUN_RECORDS`), so its total bytes stay below 1e10 x 2**29 = 5.4e18
 #: < 2**63 (9.2e18), and a second of records (at most 2e6) below about 2**50.
 MAX_BYTES = 512 * 2**20
+#: A Julian year in seconds, and the longest duration a scenario may give (runs must end by 2199
+#: anyway; a 1e20 s poll interval used to overflow the plots).
+YEAR_S = 365.25 * 86_400
+MAX_SECONDS = 250 * YEAR_S
 
 
 @functools.lru_cache(maxsize=1)
@@ -75,6 +79,9 @@ def parse_duration(value: object) -> float:
         raise ValueError(f"must be a duration like 100ms or 5min, got {value!r}")
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"must be a finite non-negative duration, got {value!r}")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"must be at most {MAX_SECONDS / YEAR_S:.0f} years (kinesim's bound, so that times fit "
+                         f"in the traces' timestamps), got {value!r}")
     return seconds
 
 

@@ -241,6 +241,7 @@ def test_a_run_of_too_many_steps_is_refused_whatever_the_rates():
     ("start_time", "9999-12-31T23:59:59Z", "1970 to 2199"),
     ("stream.limits.burst", "1ns", "hold at least one record"),
     ("duration", "1/s", "got '1/s' (a rate, not a time)"),
+    ("consumers[0].poll_interval", "1e20", "at most 250 years"),
     ("duration", "5m", "(a [length]; for minutes write 'min')"),
 ])
 def test_units_of_the_wrong_kind_and_out_of_range_values_are_refused(tmp_path, capsys, path, value, words):
@@ -296,7 +297,7 @@ def test_a_records_trace_too_large_for_memory_is_refused(tmp_path, capsys):
 
 def test_python_api_misuse_gets_a_scenario_error(tmp_path):
     """simulate() with overrides as a list ("--set" style) or a folder for a file: one clear line."""
-    with pytest.raises(kinesim.ScenarioError, match=r"^overrides: must map dotted paths to values.*got a list"):
+    with pytest.raises(kinesim.ScenarioError, match=r"^overrides: must map dotted paths to values.*got \['stream.shards=2'\]$"):
         kinesim.simulate(TINY, overrides=["stream.shards=2"], seed=3)
     with pytest.raises(kinesim.ScenarioError, match="is a directory, not a scenario file"):
         kinesim.simulate(tmp_path)
