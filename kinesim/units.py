@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import re
 
 import pint
 
@@ -33,6 +34,8 @@ def _registry() -> pint.UnitRegistry:
 
 
 def _quantity(text: str, what: str) -> pint.Quantity:
+    if not re.match(r"\s*[-+]?(\d|\.\d|nan|inf)", text, re.IGNORECASE):  # pint reads a bare unit ("min", "KiB") as one of it
+        raise ValueError(f"must be {what}: a number, then its unit, got {text!r}")
     try:
         return _registry().Quantity(text.strip())
     except Exception:  # pint raises several kinds for unparsable text

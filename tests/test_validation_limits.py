@@ -242,6 +242,8 @@ def test_a_run_of_too_many_steps_is_refused_whatever_the_rates():
     ("stream.limits.burst", "1ns", "hold at least one record"),
     ("duration", "1/s", "got '1/s' (a rate, not a time)"),
     ("consumers[0].poll_interval", "1e20", "at most 250 years"),
+    ("duration", "min", "a number, then its unit, got 'min'"),
+    ("fleets[0].record_size", "KiB", "a number, then its unit, got 'KiB'"),
     ("duration", "5m", "(a [length]; for minutes write 'min')"),
 ])
 def test_units_of_the_wrong_kind_and_out_of_range_values_are_refused(tmp_path, capsys, path, value, words):
