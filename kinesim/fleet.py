@@ -49,8 +49,8 @@ class Fleet:
         self.keys = keys
         self.key_hi, self.key_lo = md5_hash_keys(keys)
         self.key_bytes = np.fromiter((len(k.encode("utf-8")) for k in keys), dtype=np.int64, count=len(keys))
-        if isinstance(spec.record_size, int):
-            self._record_bytes = spec.record_size + self.key_bytes  # a record's size by key
+        # a record's size by key when the data size is fixed, else None (drawn per record)
+        self._record_bytes = spec.record_size + self.key_bytes if isinstance(spec.record_size, int) else None
         self._build_intensity(horizon)
         if spec.arrival == "periodic":
             phase = rng.random(n)
@@ -154,7 +154,7 @@ class Fleet:
         """Whether :meth:`generate_after` can use the compiled kernel: Poisson or bursty arrivals,
         sensor partition keys, a fixed record size."""
         spec = self.spec
-        return spec.arrival != "periodic" and spec.partition_key == "sensor" and isinstance(spec.record_size, int)
+        return spec.arrival != "periodic" and spec.partition_key == "sensor" and self._record_bytes is not None
 
     def generate_after(self, pending: RecordBatch, t0: float, t1: float, kernel) -> tuple[RecordBatch, int]:
         """``(RecordBatch.concat([pending, self.generate(t0, t1)]), new records)`` through the
@@ -185,7 +185,7 @@ class Fleet:
     def _records(self, event_time: np.ndarray, sensor: np.ndarray) -> RecordBatch:
         n = len(event_time)
         key = self._keys_for(sensor)
-        if isinstance(self.spec.record_size, int):  # data and key bytes per key
+        if self._record_bytes is not None:
             size = self._record_bytes[key]
         else:
             size = self._data_sizes(n) + self.key_bytes[key]

@@ -22,9 +22,9 @@ Two kinds of check, told apart by their comparators:
 
 Several comparators in one check must all hold (so ``above`` must be less than ``below``, and
 ``mean_above`` less than ``mean_below``, ...: bounds no value can meet are refused). Names that are
-not known at load time are errors naming the YAML path (``expect[2].metric``), except names of
-optional components (``cost_usd``, ``firehose.*``, ...), which are looked up in the run and fail the
-check when absent.
+not known at load time are errors naming the YAML path (``expect[2].metric``). Figures of optional
+components (``cost_usd``, ``firehose_*``, ...: :data:`OPTIONAL_SUMMARY_METRICS`) are known by name;
+a run without the component lacks them, and the check fails there.
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ from typing import Annotated, Optional, Union
 
 from pydantic import BeforeValidator, Field, model_validator
 
+from kinesim.cost import SERVICES
 from kinesim.errors import did_you_mean
 from kinesim.schema_types import Model as _Model, Seconds
 
@@ -57,7 +58,7 @@ CONSUMER_SUMMARY_METRICS = (
 #: Figures that optional components add (cost, Firehose, S3, EMR, resharding): accepted at load
 #: time, looked up in the run (``tests/test_expect.py`` checks the list against the bundled scenarios).
 OPTIONAL_SUMMARY_METRICS = (
-    "cost_usd", "cost_usd.kinesis", "cost_usd.firehose", "cost_usd.s3", "cost_usd.emr",
+    "cost_usd", *(f"cost_usd.{service}" for service in SERVICES),
     "firehose_records_read", "firehose_records_delivered", "firehose_records_buffered", "firehose_records_failed",
     "firehose_records_processing_failed", "firehose_records_expired", "firehose_bytes_read",
     "firehose_bytes_delivered", "firehose_backlog_records", "firehose_get_records_calls",

@@ -57,25 +57,17 @@ def _flush_of(times: np.ndarray, event_time: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(len(times) + 1), np.diff(cut, prepend=0, append=len(event_time)))
 
 
-def flush_times(dt: float, w: int, duration: float) -> tuple[int, np.ndarray]:
-    """Index of the first flush and the times of the flushes of period ``dt`` in ``[w, w+1)``
-    that are in ``(0, duration)``.
+class FlushClock:
+    """The flushes of period ``dt``, window by window: flush ``k`` (``k >= 1``) is at ``tick(k, dt)``
+    and window ``w`` holds those in ``[w, w+1)`` that are before ``duration``. The times are
+    sliced from a block of flushes computed at once (a window of the standard fleet costs two
+    searches, not a dozen array operations; ``tests/test_writer_paths.py`` checks them against
+    the flush-by-flush definition).
 
     The run covers ``[0, duration)``, the span of the metrics periods: a flush at exactly
     ``duration`` would write into the next one-second window (fresh capacity) while its metrics
     fold into the last period, which would then show up to twice the shard limit. Records measured
-    after the last flush are not generated (as when ``dt`` does not divide ``duration``)."""
-    k = np.arange(max(1, math.floor(w / dt) - 1), math.ceil((w + 1) / dt) + 2)
-    t = tick(k, dt)
-    sel = (t >= w) & (t < w + 1) & (t < duration - 1e-9)
-    k, t = k[sel], t[sel]
-    return (int(k[0]) if len(k) else 0), t
-
-
-class FlushClock:
-    """The flushes of period ``dt`` window by window: what :func:`flush_times` returns, sliced
-    from the :func:`tick` times of a block of flushes computed at once (the same values; a window
-    of the standard fleet costs two searches instead of a dozen array operations)."""
+    after the last flush are not sent (:meth:`ProducerGroup.unflushed` counts them)."""
 
     BLOCK = 1 << 16  # flushes per block (512 KiB)
 
@@ -84,10 +76,10 @@ class FlushClock:
         self._k, self._t = 0, tick(np.arange(self.BLOCK), dt)  # the block's first flush and times
 
     def window(self, w: int) -> tuple[np.ndarray, float]:
-        """The times of the flushes in window ``w`` (as :func:`flush_times`) and the time of the
-        flush before the first (0.0 when there is none)."""
+        """The times of the flushes in window ``w`` and the time of the flush before the first
+        (0.0 when there is none)."""
         dt = self.dt
-        lo, hi = max(1, math.floor(w / dt) - 1), math.ceil((w + 1) / dt) + 2  # flush_times' range
+        lo, hi = max(1, math.floor(w / dt) - 1), math.ceil((w + 1) / dt) + 2  # around the window's flushes
         if lo - 1 < self._k or hi > self._k + len(self._t):
             self._k = lo - 1
             self._t = tick(np.arange(lo - 1, lo - 1 + max(self.BLOCK, hi - lo + 1)), dt)
@@ -138,7 +130,7 @@ class ProducerGroup:
         for fleet in self.fleets:
             dt = fleet.spec.producer.max_buffered_time
             k = math.floor(self.duration / dt) + 1
-            while k >= 1 and float(tick(k, dt)) >= self.duration - 1e-9:  # flush_times' last flush
+            while k >= 1 and float(tick(k, dt)) >= self.duration - 1e-9:  # the last flush (FlushClock)
                 k -= 1
             counts.append(fleet.count_between(float(tick(k, dt)) if k >= 1 else 0.0, self.duration))
         return counts

@@ -8,12 +8,13 @@ import kinesim
 from tests.test_cli import invoke, write_scenario
 
 
+def interrupted(*args, **kwargs):
+    """Stands in for a function that Ctrl-C stops."""
+    raise KeyboardInterrupt
+
+
 def test_keyboard_interrupt_exits_130_and_writes_nothing(tmp_path, capsys, monkeypatch):
     scenario = write_scenario(tmp_path)
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
     monkeypatch.setattr(kinesim, "simulate", interrupted)
     code, _, err = invoke(["run", scenario, "--out", tmp_path / "out"], capsys)
     assert code == 130
@@ -50,10 +51,6 @@ def test_a_ctrl_c_after_the_results_were_written_says_so(tmp_path, capsys, monke
     from kinesim import cli
 
     scenario = write_scenario(tmp_path)
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
     monkeypatch.setattr(cli, "summary_tables", interrupted)
     code, _, err = invoke(["run", scenario, "--out", tmp_path / "out"], capsys)
     assert code == 130

@@ -129,9 +129,18 @@ def test_retries_inside_the_window_match_flush_by_flush(backoff, aggregation, ji
 def test_flush_clock_slices_the_flush_times(dt, duration):
     """FlushClock (blocks of flushes, sliced) gives flush_times' flushes in every window, and the
     flush before the first, also after a jump ahead (skipped idle windows) and across blocks."""
+    import math
+
     import numpy as np
 
-    from kinesim.writer import FlushClock, flush_times, tick
+    from kinesim.writer import FlushClock, tick
+
+    def flush_times(dt, w, duration):  # the definition: flushes k >= 1 in [w, w+1) and before duration
+        k = np.arange(max(1, math.floor(w / dt) - 1), math.ceil((w + 1) / dt) + 2)
+        t = tick(k, dt)
+        sel = (t >= w) & (t < w + 1) & (t < duration - 1e-9)
+        k, t = k[sel], t[sel]
+        return (int(k[0]) if len(k) else 0), t
 
     clock = FlushClock(dt, duration)
     last = int(duration) + 1

@@ -15,7 +15,7 @@ The semantics, one record at a time (the engine's docstrings are the authority):
 
 * **Time** runs from 0 to ``duration`` (s). Fleet ``f`` flushes at ``t_k = round(k·dt, 9)``,
   ``k = 1, 2, ...`` while ``t_k < duration``, ``dt = producer.max_buffered_time`` (the run's writes
-  cover ``[0, duration)``: no flush at exactly ``duration``, see ``kinesim.writer.flush_times``).
+  cover ``[0, duration)``: no flush at exactly ``duration``, see ``kinesim.writer.FlushClock``).
   A flush sends the records measured in ``(t_{k-1}, t_k]`` plus the retries that are due; accepted
   records arrive at ``t_k``. Consumers still call at times up to and including ``duration``.
 * **Arrivals.** The per-sensor rate is ``rate × profile factor × burst factor`` (piecewise constant;
