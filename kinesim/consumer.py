@@ -59,12 +59,22 @@ class ConsumerApp:
         }
 
     def start(self, env: simpy.Environment) -> None:
+        """A SimPy process per worker (:meth:`Worker.run`), following reshards."""
         self.env = env
         self.stream.on_reshard.append(self._shards_opened)
-        for shard in self.stream.open_shards():
-            worker = Worker(self, shard)
-            self.workers.append(worker)
-            env.process(worker.run(env, float(self.rng.random()) * self.spec.poll_interval))
+        for worker, phase in zip(*self._open()):
+            env.process(worker.run(env, phase))
+
+    def open_workers(self) -> list[float]:
+        """A worker per open shard, without SimPy processes (:mod:`kinesim.consumer_fused` polls
+        them); returns their first polls' times (s), drawn as :meth:`start` draws them."""
+        return self._open()[1]
+
+    def _open(self) -> tuple[list["Worker"], list[float]]:
+        """A worker per open shard, in shard order, and the random phase of each (s)."""
+        workers = [Worker(self, shard) for shard in self.stream.open_shards()]
+        self.workers.extend(workers)
+        return workers, [float(self.rng.random()) * self.spec.poll_interval for _ in workers]
 
     def _shards_opened(self, new: list[Shard], now: float) -> None:
         """After a reshard: a worker per new shard, registered at once (so the log keeps its

@@ -15,6 +15,8 @@ import simpy
 
 from kinesim.compiled import use_kernels
 from kinesim.consumer import ConsumerApp
+from kinesim.consumer_fused import FusedPolls
+from kinesim.consumer_fused import applies as fused_polls_apply
 from kinesim.emr import EmrCluster
 from kinesim.firehose import LOG_COLUMNS as FIREHOSE_COLUMNS
 from kinesim.firehose import DeliveryStream, RecordFormatter
@@ -64,6 +66,8 @@ class Simulation:
             for i, spec in enumerate(s.consumers)
         ]
         self.firehose, self.emr, self.s3_folder = self._build_lake()
+        self.polls = None  # FusedPolls when it applies (set by run)
+        self.fuse_polls = True  # False: the SimPy workers poll even where FusedPolls applies (tests)
 
     def _build_lake(self) -> tuple[DeliveryStream | None, EmrCluster | None, TempFolder | None]:
         """The optional Firehose → S3 → EMR path. Real files go to ``firehose.s3.root`` or, by
@@ -108,8 +112,13 @@ class Simulation:
     def run(self, progress: Callable[[float, float], None] | None = None) -> Results:
         wall = time.perf_counter()
         self.env.process(self.writer.process(self.env))
-        for app in self.consumers:
-            app.start(self.env)
+        self.polls = FusedPolls(self.consumers, self.stream, self.metrics, self.trace,
+                                self.scenario.stream.retention) if self.fuse_polls and fused_polls_apply(self) else None
+        if self.polls is not None:  # the polls run in compiled passes before each write window
+            self.writer.before_window = self.polls.catch_up
+        else:
+            for app in self.consumers:
+                app.start(self.env)
         self.control = attach_resharding(self)  # scheduled resharding, autoscaling, on-demand mode
         for part in (self.firehose, self.emr):
             if part is not None:
@@ -126,6 +135,9 @@ class Simulation:
     def _run_to_end(self, wall: float) -> Results:
         end = self.scenario.duration
         self.env.run(until=end + 1e-6)  # events at exactly ``duration`` still happen
+        if self.polls is not None:
+            self.polls.catch_up(end + 1e-6, inclusive=False)
+            self.polls.finish()
         for producer, count in zip(self.producers, self.writer.unflushed()):
             producer.unflushed = count
         for app in self.consumers:

@@ -25,6 +25,7 @@ class RecordTrace:
         self.n = 0
         self.consumers = consumers
         self.cols: dict[str, np.ndarray] = {}
+        self._blocks: dict[str, np.ndarray] = {}
         self._alloc(1024 if rate > 0 else 0)
 
     def _alloc(self, size: int) -> None:
@@ -35,14 +36,20 @@ class RecordTrace:
             "drop_reason": (np.int8, 0),
             "delivered": (np.float64, np.nan),  # Firehose: when the record's S3 object was delivered
         }
-        for c in range(self.consumers):
-            spec[f"processed.{c}"] = (np.float64, np.nan)
-            spec[f"expired.{c}"] = (np.bool_, False)
         for name, (dtype, fill) in spec.items():
             new = np.full(size, fill, dtype=dtype)
             if name in self.cols:
                 new[: self.n] = self.cols[name][: self.n]
             self.cols[name] = new
+        # the consumers' columns are the rows of two blocks (consumer_blocks)
+        for prefix, (dtype, fill) in (("processed", (np.float64, np.nan)), ("expired", (np.bool_, False))):
+            block = np.full((self.consumers, size), fill, dtype=dtype)
+            for c in range(self.consumers):
+                name = f"{prefix}.{c}"
+                if name in self.cols:
+                    block[c, : self.n] = self.cols[name][: self.n]
+                self.cols[name] = block[c]
+            self._blocks[prefix] = block
 
     def assign(self, batch: RecordBatch, in_place: bool = False) -> RecordBatch:
         """Give sampled records of a new batch a trace row; returns the batch with ``trace`` set
@@ -121,6 +128,11 @@ class RecordTrace:
         rows = trace[sel]
         if len(rows):
             self.cols[f"processed.{consumer}"][rows] = times[sel] if isinstance(times, np.ndarray) else times
+
+    def consumer_blocks(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ``processed.<c>`` (float64) and ``expired.<c>`` (bool) columns as the rows of two
+        arrays (consumers × capacity); valid until the trace grows."""
+        return self._blocks["processed"], self._blocks["expired"]
 
     def delivered(self, trace: np.ndarray, time: float) -> None:
         """Records (trace rows, -1 = not sampled) delivered to S3 at ``time`` by Firehose."""

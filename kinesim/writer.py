@@ -106,6 +106,9 @@ class ProducerGroup:
         self.windows_fast = 0  # windows computed at once (of which ``windows_fused`` in one compiled pass)
         self.windows_fused = 0
         self.windows_replayed = 0
+        #: Called as ``before_window(now)`` when a write window starts, before it changes anything
+        #: (:class:`kinesim.consumer_fused.FusedPolls` runs the polls due by then).
+        self.before_window = None
 
     def process(self, env):
         last = math.ceil(self.duration)
@@ -118,6 +121,8 @@ class ProducerGroup:
                 w = self._next_flush_window(w + 1)
                 continue
             yield env.timeout(max(0.0, min(starts) - env.now))
+            if self.before_window is not None:
+                self.before_window(env.now)
             self.window(plan)
             w += 1
 

@@ -1,0 +1,121 @@
+"""The GetRecords polls of all polling consumers, run in compiled passes between write windows.
+
+A SimPy worker per shard and consumer (:class:`kinesim.consumer.Worker`) costs a timeout and
+about twenty Python calls per GetRecords call; at a poll per second on 8 shards by 2 consumers
+that is a fifth of a large run. When nothing but the producers' write window changes what a poll
+sees (no Firehose reader, no resharding, autoscaling or on-demand scaling: :func:`applies`), the
+polls need no SimPy event of their own: just before each write window at ``T``
+(:class:`kinesim.writer.ProducerGroup`'s ``before_window``), :meth:`FusedPolls.catch_up` runs
+every poll due before ``T`` in one compiled pass (:func:`kinesim._kernels_reads.compiled_polls`),
+and once more at the end of the run. A poll sees the logs as the SimPy worker would: the writer
+appends a window's rows at ``T`` and they become visible at their arrival times.
+
+Ties are ordered as SimPy orders them: two polls of one shard at the same time by when their
+timeouts were made, and a poll at exactly ``T`` before the window only if its timeout was made
+before the writer's (in an earlier pass). The results are those of the SimPy workers, bit for
+bit (``tests/test_consumer_fused.py``); with the compiled kernels off, the workers run.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kinesim.compiled import compiled
+
+#: Limits above this lose exactness in the kernel's float64 arithmetic: such runs use the workers.
+_EXACT_INT = 2**53
+
+
+def applies(sim) -> bool:
+    """Whether :class:`FusedPolls` can run the polls of ``sim`` (a :class:`kinesim.simulation.Simulation`):
+    compiled kernels on, some consumer, and nothing else reading the shards or changing them."""
+    s, limits = sim.scenario, sim.scenario.stream.limits
+    return (sim.writer.compiled and bool(sim.consumers) and sim.firehose is None and not s.resharding
+            and s.autoscaling is None and s.stream.mode != "on_demand"
+            and max(limits.get_records_max_bytes, limits.read_bytes_per_s, limits.read_calls_per_s) < _EXACT_INT
+            and compiled("compiled_polls") is not None)
+
+
+class FusedPolls:
+    """The workers of ``apps`` (:class:`kinesim.consumer.ConsumerApp`, all on the shards of
+    ``stream``), polled by :meth:`catch_up` instead of SimPy. Owns the workers' state (next poll,
+    position) and the shards' read limiters while the run lasts; the apps' counters, traces and
+    the workers' positions are kept up to date after every pass."""
+
+    def __init__(self, apps, stream, metrics, trace, retention: float):
+        from numba.typed import List  # numba is there: applies() found the kernel
+
+        self.apps, self.stream, self.trace = apps, stream, trace
+        self.kernel = compiled("compiled_polls")
+        self.shards = stream.open_shards()
+        n_apps, n_shards = len(apps), len(self.shards)
+        phases = [app.open_workers() for app in apps]  # the same workers and draws as ConsumerApp.start
+        self.workers = [w for app in apps for w in app.workers]
+        self.t_next = np.array(phases, dtype=np.float64).reshape(n_apps, n_shards)
+        self.worker = np.zeros((3, n_apps, n_shards), np.int64)
+        self.worker[0] = np.array([w.position for w in self.workers], np.int64).reshape(n_apps, n_shards)
+        # SimPy's order of the first timeouts: app by app (the writer's came first)
+        self.worker[2] = np.arange(n_apps)[:, None]
+        self.shard_state = np.zeros((3, n_shards), np.int64)
+        self.shard_state[0] = [s.reads.window for s in self.shards]
+        self.shard_state[1] = [s.reads.calls for s in self.shards]
+        self.shard_state[2] = n_apps
+        self.debt = np.array([s.reads.debt for s in self.shards], np.float64)
+        self.app_f = np.array([[a.spec.poll_interval, a.per_record, a.per_batch] for a in apps], np.float64)
+        self.max_records = np.array([a.spec.max_records for a in apps], np.int64)
+        lim, grid = stream.limits, metrics.grid
+        self.limits = np.array([retention, lim.get_records_max_bytes, lim.read_calls_per_s, lim.read_bytes_per_s,
+                                grid.period, grid.n], np.float64)
+        self.counts = np.zeros((n_apps, 4), np.int64)
+        self.max_age = np.zeros(n_apps, np.float64)
+        # the apps' per-period traces become views of two blocks the kernel fills
+        self.pp_processed = np.stack([a.per_period["records_processed"] for a in apps])
+        self.pp_f = np.stack([np.stack([a.per_period[name] for a in apps]) for name in _PER_PERIOD_F])
+        for i, app in enumerate(apps):
+            app.per_period["records_processed"] = self.pp_processed[i]
+            for j, name in enumerate(_PER_PERIOD_F):
+                app.per_period[name] = self.pp_f[j, i]
+        v = metrics.values
+        self.metric_arrays = tuple(v[name] for name in _METRICS)
+        self._held = [s.log._block for s in self.shards]  # what ``blocks`` holds (its items box anew)
+        self.blocks = List(self._held)
+        self.latency = np.empty((n_apps, 0))
+        self.calls = 0
+
+    def catch_up(self, horizon: float, inclusive: bool = True) -> None:
+        """Run every poll due before ``horizon`` (s); with ``inclusive``, also those at exactly
+        ``horizon`` that SimPy would run before an event there made now (the write window)."""
+        shards, held = self.shards, self._held
+        for s, shard in enumerate(shards):
+            if held[s] is not shard.log._block:  # the log grew into a new block
+                held[s] = self.blocks[s] = shard.log._block
+        log_start = np.array([s.log.start for s in shards], np.int64)
+        log_n = np.array([s.log.n for s in shards], np.int64)
+        rows = int(log_n.sum())
+        if self.latency.shape[1] < rows:
+            self.latency = np.empty((len(self.apps), 2 * rows))
+        latency_n = np.zeros(len(self.apps), np.int64)
+        trace = self.trace
+        processed, expired = trace.consumer_blocks()
+        self.kernel(self.blocks, log_start, log_n, horizon, inclusive, self.calls, self.t_next, self.worker,
+                    self.shard_state, self.debt, self.app_f, self.max_records, self.limits, self.counts,
+                    self.max_age, self.pp_processed, self.pp_f, *self.metric_arrays, processed, expired,
+                    self.latency, latency_n)
+        self.calls += 1
+        for w, position in zip(self.workers, self.worker[0].ravel().tolist()):
+            w.position = position
+        counts = self.counts.tolist()
+        for i, app in enumerate(self.apps):
+            if latency_n[i]:
+                app.latency.add(self.latency[i, : latency_n[i]])
+            app.records_processed, app.records_expired, app.get_records_calls, app.throttled_calls = counts[i]
+            app.max_iterator_age_ms = float(self.max_age[i])
+
+    def finish(self) -> None:
+        """After the last pass: hand the read limiters' state back to the shards."""
+        for s, shard in enumerate(self.shards):
+            shard.reads.window, shard.reads.calls = int(self.shard_state[0, s]), int(self.shard_state[1, s])
+            shard.reads.debt = float(self.debt[s])
+
+
+_PER_PERIOD_F = ("backlog_records", "MillisBehindLatest", "GetRecords.IteratorAgeMilliseconds")
+_METRICS = ("ReadProvisionedThroughputExceeded", "OutgoingRecords", "OutgoingBytes", "GetRecords.IteratorAgeMilliseconds")
