@@ -25,7 +25,7 @@ from kinesim import _kernels_reads, _kernels_rows
 
 compiled_new_records = _kernels_rows.compiled_new_records  # reached through kinesim.compiled, by name
 compiled_retry_buffer = _kernels_rows.compiled_retry_buffer
-compiled_log_block = _kernels_rows.compiled_log_block
+compiled_log_write = _kernels_rows.compiled_log_write
 compiled_dropped = _kernels_rows.compiled_dropped
 compiled_polls = _kernels_reads.compiled_polls
 

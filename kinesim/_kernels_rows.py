@@ -6,8 +6,9 @@ same results as the numpy code they replace:
   ``RecordBatch.concat([pending, fleet.generate(t0, t1)])`` (:meth:`kinesim.fleet.Fleet.generate`);
 * :func:`compiled_retry_buffer`: the rows :func:`kinesim._kernels.compiled_window` keeps for the
   next window, i.e. ``batch.take(keep).replace(attempts=..., ready_time=...)``;
-* :func:`compiled_log_block`: the shard logs' columns of the window's accepted rows, numbered per
-  shard, i.e. the columns :meth:`kinesim.stream.Stream.append_logs` builds and shifts;
+* :func:`compiled_log_write`: the shard logs' columns of the window's accepted rows, numbered per
+  shard and written in place, i.e. the columns :meth:`kinesim.stream.Stream.append_logs` builds
+  and shifts;
 * :func:`compiled_dropped`: the window's dropped rows by reason.
 
 Random draws come from the fleet's own ``numpy.random.Generator``: numba shares its state and
@@ -80,32 +81,36 @@ def compiled_retry_buffer(keep, event, fleet, sensor, key, size, made, ready, tr
 
 
 @numba.njit(cache=True, error_model="numpy")
-def compiled_log_block(by_shard, n_acc, when, times, event, size, trace, total_k, total_kbytes, unit, increment):
-    """The shard logs' ``READ_COLUMNS`` (:mod:`kinesim.log`: arrival, event, k_index, kb_start,
+def compiled_log_write(blocks, at, by_shard, n_acc, when, times, event, size, trace, total_k, total_kbytes, unit,
+                       increment):
+    """Write the shard logs' ``READ_COLUMNS`` (:mod:`kinesim.log`: arrival, event, k_index, kb_start,
     kb_end, trace) of the accepted rows ``by_shard`` (grouped by shard, ``n_acc`` each, one Kinesis
-    record per row) as the rows of an int64 block, floats by their bits: arrival ``times[when]``,
-    the Kinesis-record counts continuing each shard's ``total_k`` and ``total_kbytes``. Also their
-    billing (:meth:`kinesim.metrics.ShardMetrics.add_put_payload_units`): the PUT payload units
-    (``ceil(size / unit)`` each) and the on-demand increments (``ceil(size / increment)`` each).
-    Returns ``(block, units, increments)``."""
-    n = len(by_shard)
-    block = np.empty((6, n), np.int64)
-    floats = block.view(np.float64)
+    record per row) into the logs' blocks: shard ``s``'s rows into columns ``at[s]`` onwards of
+    ``blocks[s]`` (a typed list of int64 ``[6, capacity]`` arrays, floats by their bits, with room
+    made by the caller): arrival ``times[when]``, the Kinesis-record counts continuing each shard's
+    ``total_k`` and ``total_kbytes``. Returns their billing
+    (:meth:`kinesim.metrics.ShardMetrics.add_put_payload_units`): the PUT payload units
+    (``ceil(size / unit)`` each) and the on-demand increments (``ceil(size / increment)`` each)."""
     units, increments = 0, 0
     q = 0
     for s in range(len(n_acc)):
-        k, kb = total_k[s], total_kbytes[s]
+        if n_acc[s] == 0:
+            continue
+        block = blocks[s]
+        floats = block.view(np.float64)
+        k, kb, c = total_k[s], total_kbytes[s], at[s]
         for _ in range(n_acc[s]):
             i = by_shard[q]
-            floats[0, q], floats[1, q] = times[when[i]], event[i]
-            block[2, q], block[3, q] = k, kb
+            floats[0, c], floats[1, c] = times[when[i]], event[i]
+            block[2, c], block[3, c] = k, kb
             kb += size[i]
-            block[4, q], block[5, q] = kb, trace[i]
+            block[4, c], block[5, c] = kb, trace[i]
             units += -(-size[i] // unit)
             increments += -(-size[i] // increment)
             k += 1
             q += 1
-    return block, units, increments
+            c += 1
+    return units, increments
 
 
 @numba.njit(cache=True, error_model="numpy")

@@ -42,8 +42,6 @@ class FusedPolls:
     the workers' positions are kept up to date after every pass."""
 
     def __init__(self, apps, stream, metrics, trace, retention: float):
-        from numba.typed import List  # numba is there: applies() found the kernel
-
         self.apps, self.stream, self.trace = apps, stream, trace
         self.kernel = compiled("compiled_polls")
         self.shards = stream.open_shards()
@@ -76,27 +74,22 @@ class FusedPolls:
                 app.per_period[name] = self.pp_f[j, i]
         v = metrics.values
         self.metric_arrays = tuple(v[name] for name in _METRICS)
-        self._held = [s.log._block for s in self.shards]  # what ``blocks`` holds (its items box anew)
-        self.blocks = List(self._held)
         self.latency = np.empty((n_apps, 0))
         self.calls = 0
 
     def catch_up(self, horizon: float, inclusive: bool = True) -> None:
         """Run every poll due before ``horizon`` (s); with ``inclusive``, also those at exactly
         ``horizon`` that SimPy would run before an event there made now (the write window)."""
-        shards, held = self.shards, self._held
-        for s, shard in enumerate(shards):
-            if held[s] is not shard.log._block:  # the log grew into a new block
-                held[s] = self.blocks[s] = shard.log._block
+        shards = self.shards
         log_start = np.array([s.log.start for s in shards], np.int64)
-        log_n = np.array([s.log.n for s in shards], np.int64)
-        rows = int(log_n.sum())
+        n = [s.log.n for s in shards]
+        log_n, rows = np.array(n, np.int64), sum(n)
         if self.latency.shape[1] < rows:
             self.latency = np.empty((len(self.apps), 2 * rows))
         latency_n = np.zeros(len(self.apps), np.int64)
         trace = self.trace
         processed, expired = trace.consumer_blocks()
-        self.kernel(self.blocks, log_start, log_n, horizon, inclusive, self.calls, self.t_next, self.worker,
+        self.kernel(self.stream.log_blocks(), log_start, log_n, horizon, inclusive, self.calls, self.t_next, self.worker,
                     self.shard_state, self.debt, self.app_f, self.max_records, self.limits, self.counts,
                     self.max_age, self.pp_processed, self.pp_f, *self.metric_arrays, processed, expired,
                     self.latency, latency_n)

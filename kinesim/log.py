@@ -46,7 +46,7 @@ class ShardLog:
     """Append-only columns with absolute positions ``[start, end)``.
 
     The ``READ_COLUMNS`` are the rows of one 2-D int64 block (the float columns by their bits), so
-    that a window's rows of a shard are appended in one copy (:meth:`append_block`); ``cols``
+    that a compiled writer fills a window's rows in place (:meth:`reserve`, :meth:`appended`); ``cols``
     maps every stored column's name to its array (views of the block's rows for those)."""
 
     def __init__(self, capacity: int = 1024, columns=None):
@@ -79,19 +79,27 @@ class ShardLog:
             if 2 * (self.n + m) > self._block.shape[1]:  # keep compactions rare: amortised O(1)
                 self._grow(2 * (self.n + m))
 
-    def append_block(self, block: np.ndarray, a: int, b: int, keep_from: int, extra: dict[str, np.ndarray]) -> None:
-        """Append columns ``[a, b)`` of ``block`` (``READ_COLUMNS`` as the rows of an int64 array,
-        floats by their bits, ``k_index``/``kb_start``/``kb_end`` already continuing this shard's
-        counts; :func:`kinesim._kernels_rows.compiled_log_block`) and of the other stored columns
-        ``extra``. Rows before ``keep_from`` may be dropped."""
-        m = b - a
+    @property
+    def block(self) -> np.ndarray:
+        """The ``READ_COLUMNS`` as the rows of one int64 array (floats by their bits), with room
+        for more rows after :attr:`n`; a new array after the log grows or is released."""
+        return self._block
+
+    def reserve(self, m: int, keep_from: int) -> None:
+        """Room for ``m`` more rows after :attr:`n` in :attr:`block` (rows before ``keep_from`` may
+        be dropped first), for a writer that fills them in place and then calls :meth:`appended`."""
+        self._make_room(m, keep_from)
+
+    def appended(self, m: int, extra: dict[str, np.ndarray], a: int) -> None:
+        """``m`` rows were written into :attr:`block` after :attr:`n` (room made by :meth:`reserve`;
+        ``k_index``/``kb_start``/``kb_end`` continuing this shard's counts,
+        :func:`kinesim._kernels_rows.compiled_log_write`): take them, with rows ``[a, a + m)`` of
+        the other stored columns ``extra``."""
         if m <= 0:
             return
-        self._make_room(m, keep_from)
         n = self.n
-        self._block[:, n : n + m] = block[:, a:b]
         for name, own in self._extra.items():
-            own[n : n + m] = extra[name][a:b]
+            own[n : n + m] = extra[name][a : a + m]
         self.n = n + m
         self.total_k = int(self._block[_K_INDEX, n + m - 1]) + 1
         self.total_kbytes = int(self._block[_KB_END, n + m - 1])

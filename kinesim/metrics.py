@@ -80,7 +80,7 @@ class ShardMetrics:
 
     def add_put_payload(self, units: int, increments: int) -> None:
         """Count PUT payload units and on-demand billing increments (of ``ON_DEMAND_BILLING_INCREMENT``
-        bytes) counted elsewhere (:func:`kinesim._kernels_rows.compiled_log_block`)."""
+        bytes) counted elsewhere (:func:`kinesim._kernels_rows.compiled_log_write`)."""
         self.put_payload_units += units
         self.on_demand_billed_bytes += increments * ON_DEMAND_BILLING_INCREMENT
 

@@ -91,6 +91,7 @@ class Stream:
         self.writes = WriteLimiter(0, self.limits.write_records_per_s, self.limits.write_bytes_per_s,
                                    self.limits.write_model, self.limits.burst)
         self._key_hi = self._key_lo = self._key_offset = None  # the partition-key tables (set_partition_keys)
+        self._blocks, self._blocks_held = None, []  # log_blocks
         for start, end in even_ranges(spec.shards):
             self._open_shard(start, end, 0.0)
         self._rebuild_router()
@@ -296,11 +297,12 @@ class Stream:
                 shard.log.append(cols, a, b, shard.keep_from())
             a = b
 
-    def append_block(self, users, by_shard, n_acc, block, seq) -> None:
+    def append_block(self, users, by_shard, n_acc, seq, write) -> None:
         """:meth:`append_logs` of a window whose Kinesis records are its user records (no
-        aggregation), with the read columns already built (:func:`kinesim._kernels_rows.compiled_log_block`,
-        from :meth:`log_totals`): each shard copies its part of ``block``; the other stored
-        columns are gathered here."""
+        aggregation), the read columns written in place by ``write(blocks, at, total_k,
+        total_kbytes)`` (a call of :func:`kinesim._kernels_rows.compiled_log_write`, given the
+        typed list of the shards' blocks, where each shard's rows start and its counts so far); the
+        other stored columns are gathered here. Returns what ``write`` returns."""
         stored, extra = self.log_columns, {}
         if "seq" in stored:
             extra["seq"] = seq[by_shard]
@@ -309,11 +311,36 @@ class Stream:
         for name, column in _USER_COLUMNS:
             if name in stored and name not in READ_COLUMNS:
                 extra[name] = getattr(users, column)[by_shard]
+        counts = n_acc.tolist()
+        for shard, m in zip(self.shards, counts):
+            if m:
+                shard.log.reserve(m, shard.keep_from())
+        at = np.fromiter((s.log.n for s in self.shards), np.int64, len(self.shards))
+        out = write(self.log_blocks(), at, *self.log_totals())
         a = 0
-        for shard, b in zip(self.shards, np.cumsum(n_acc).tolist()):
-            if b > a:
-                shard.log.append_block(block, a, b, shard.keep_from(), extra)
-            a = b
+        for shard, m in zip(self.shards, counts):
+            if m:
+                shard.log.appended(m, extra, a)
+                a += m
+        return out
+
+    def log_blocks(self):
+        """The shards' log blocks (:attr:`kinesim.log.ShardLog.block`) as a numba typed list, for
+        the compiled kernels that read or write the logs in place; kept up to date as logs grow
+        and shards open (needs numba)."""
+        held = self._blocks_held
+        if self._blocks is None:
+            from numba.typed import List
+
+            held.extend(s.log.block for s in self.shards)
+            self._blocks = List(held)
+        for i, shard in enumerate(self.shards):
+            if i == len(held):
+                held.append(shard.log.block)
+                self._blocks.append(shard.log.block)
+            elif held[i] is not shard.log.block:  # the log grew into a new block (its items box anew: compare here)
+                held[i] = self._blocks[i] = shard.log.block
+        return self._blocks
 
     def log_totals(self) -> tuple[np.ndarray, np.ndarray]:
         """Per shard, the Kinesis records and bytes its log has ever held (where the next

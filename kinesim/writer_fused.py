@@ -5,7 +5,7 @@ The usual scenario, one fleet sending plain records, spends most of its time in 
 and the in-window retries each cost a dozen numpy calls over the window's records.
 :func:`fused_window` does all of that in one numba pass (:func:`kinesim._kernels.compiled_window`);
 the window's rows (:func:`window_rows`: the retry buffer, then the new records), the shard logs'
-rows, the dropped rows and the next retry buffer are built by the compiled passes of
+rows (written in place), the dropped rows and the next retry buffer are built by the compiled passes of
 :mod:`kinesim._kernels_rows`, and the metrics and traces are updated in numpy.
 It computes exactly what :meth:`kinesim.writer.ProducerGroup._fast_window` computes: the same
 fates, attempts, sequence numbers, counts and random draws (``tests/test_writer_paths.py`` runs
@@ -74,11 +74,11 @@ def fused_window(group, plan, src: RecordBatch) -> bool:
     m.add("WriteProvisionedThroughputExceeded", t0, n_rej)
     stream.next_seq += len(by_shard)
     if len(by_shard):
-        block, units, increments = compiled("compiled_log_block")(
-            by_shard, n_acc, when, times, src.event_time, src.size, src.trace, *stream.log_totals(),
-            PUT_PAYLOAD_UNIT_BYTES, ON_DEMAND_BILLING_INCREMENT)
+        kernel = compiled("compiled_log_write")
+        units, increments = stream.append_block(src, by_shard, n_acc, seq, lambda blocks, at, total_k, total_kbytes: kernel(
+            blocks, at, by_shard, n_acc, when, times, src.event_time, src.size, src.trace, total_k, total_kbytes,
+            PUT_PAYLOAD_UNIT_BYTES, ON_DEMAND_BILLING_INCREMENT))
         m.add_put_payload(units, increments)
-        stream.append_block(src, by_shard, n_acc, block, seq)
     # the producer: counts (all flushes are in one period), drops, the records trace, the retry buffer
     st, p = prod.stats, group.grid.index(t0)
     calls, failed = put_records_calls(sent, bytes_f, acc_f, limits)

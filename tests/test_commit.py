@@ -147,10 +147,10 @@ def test_commit_numbers_counts_and_logs_records_as_defined(aggregated, shuffled,
             assert log.column(name, 0, log.end).tolist() == np.asarray(logged[shard][name]).tolist(), name
 
 
-@pytest.mark.skipif(compiled("compiled_log_block") is None, reason="numba is not installed")
+@pytest.mark.skipif(compiled("compiled_log_write") is None, reason="numba is not installed")
 @pytest.mark.parametrize("columns", [None, ("arrival",)])
-def test_compiled_log_block_appends_what_append_logs_appends(columns):
-    """The fused window's log append (compiled_log_block + Stream.append_block) leaves every
+def test_compiled_log_write_appends_what_append_logs_appends(columns):
+    """The fused window's log append (compiled_log_write through Stream.append_block) leaves every
     stored column of every shard's log as append_logs does, over windows that grow and compact
     the logs, with all columns stored or only the read ones."""
     rng = np.random.default_rng(8)
@@ -166,9 +166,9 @@ def test_compiled_log_block_appends_what_append_logs_appends(columns):
         seq = np.arange(len(users)) + 1000 * w
         if len(by_shard):
             a.append_logs(users, by_shard, None, np.zeros(len(users), np.int32), n_acc, times[when], users.size, seq, False)
-            block, units, increments = compiled("compiled_log_block")(
-                by_shard, n_acc, when, times, users.event_time, users.size, users.trace, *b.log_totals(), 25_000, 1_000)
-            b.append_block(users, by_shard, n_acc, block, seq)
+            kernel = compiled("compiled_log_write")
+            units, increments = b.append_block(users, by_shard, n_acc, seq, lambda blocks, at, k, kb: kernel(
+                blocks, at, by_shard, n_acc, when, times, users.event_time, users.size, users.trace, k, kb, 25_000, 1_000))
             sizes = users.size[by_shard]  # billing: 25 KB payload units, 1 KB on-demand increments
             assert (units, increments) == (int(np.sum(-(-sizes // 25_000))), int(np.sum(-(-sizes // 1_000))))
         for sa, sb in zip(a.shards, b.shards):
