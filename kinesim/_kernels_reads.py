@@ -45,9 +45,12 @@ def compiled_polls(blocks, log_start, log_n, horizon, inclusive, call_no, t_next
       traces; ``m_*`` (float64 [P, S]): the CloudWatch metrics ``ReadProvisionedThroughputExceeded``,
       ``OutgoingRecords``, ``OutgoingBytes``, ``GetRecords.IteratorAgeMilliseconds``;
     * ``processed`` (float64 [A, R]) and ``expired`` (bool [A, R]): the ``records`` trace's columns;
-    * ``latency`` (float64 [A, >= rows read]): the event-to-processed latencies (s) of each app's
+    * ``latency`` (float64 [A, capacity]): the event-to-processed latencies (s) of each app's
       records in poll order, ``latency_n`` (int64 [A]) how many (reset by the caller).
-    """
+
+    Returns 0 when every due poll has run. When a poll could return more records than its app's
+    ``latency`` row has room for, it stops before that poll and returns how many it could return:
+    the caller takes the latencies, makes room and calls again with the same ``call_no``."""
     retention, max_bytes = limits[0], np.int64(limits[1])
     calls_per_s, bytes_per_s, period, n_periods = np.int64(limits[2]), np.int64(limits[3]), limits[4], np.int64(limits[5])
     n_apps = t_next.shape[0]
@@ -81,6 +84,8 @@ def compiled_polls(blocks, log_start, log_n, horizon, inclusive, call_no, t_next
                     start = max(position, first + n)
                 elif not arrival[i] >= horizon_t:
                     start = position + np.searchsorted(arrival[i:n], horizon_t, side="left")
+            if latency_n[a] + (tip - start) > latency.shape[1]:  # it might not fit: stop before it
+                return tip - start
             p = min(np.int64(now / period + 1e-9), n_periods - 1)
             if start > position:  # Worker._expire
                 counts[a, EXPIRED] += start - position
@@ -155,3 +160,4 @@ def compiled_polls(blocks, log_start, log_n, horizon, inclusive, call_no, t_next
             worker[BORN, a, s] = call_no
             worker[SEQ, a, s] = shard_state[NEXT_SEQ, s]
             shard_state[NEXT_SEQ, s] += 1
+    return 0

@@ -13,6 +13,9 @@ that reads it from TRIM_HORIZON, but only once the workers of all its parents ha
 then it checks every ``parent_shard_poll_interval`` (KCL parentShardPollIntervalMillis, 10 s). So
 per-key order holds, and the child's records wait meanwhile: the pause shows in the traces.
 
+Large runs without Firehose or resharding poll the same workers from compiled passes instead of
+SimPy processes (:mod:`kinesim.consumer_fused`, same results).
+
 Sources: https://docs.aws.amazon.com/streams/latest/dev/shared-throughput-kcl-consumers.html (one
 lease per shard), https://docs.aws.amazon.com/kinesis/latest/APIReference/API_GetRecords.html (limits).
 """

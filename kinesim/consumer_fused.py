@@ -21,6 +21,8 @@ import numpy as np
 
 from kinesim.compiled import compiled
 
+#: Latencies a pass buffers per app before it stops to bin them (more when one call returns more).
+_LATENCY_BUFFER = 1 << 15
 #: Limits above this lose exactness in the kernel's float64 arithmetic: such runs use the workers.
 _EXACT_INT = 2**53
 
@@ -74,7 +76,7 @@ class FusedPolls:
                 app.per_period[name] = self.pp_f[j, i]
         v = metrics.values
         self.metric_arrays = tuple(v[name] for name in _METRICS)
-        self.latency = np.empty((n_apps, 0))
+        self.latency = np.empty((n_apps, _LATENCY_BUFFER))  # latencies of a pass, binned after it
         self.calls = 0
 
     def catch_up(self, horizon: float, inclusive: bool = True) -> None:
@@ -82,26 +84,33 @@ class FusedPolls:
         ``horizon`` that SimPy would run before an event there made now (the write window)."""
         shards = self.shards
         log_start = np.array([s.log.start for s in shards], np.int64)
-        n = [s.log.n for s in shards]
-        log_n, rows = np.array(n, np.int64), sum(n)
-        if self.latency.shape[1] < rows:
-            self.latency = np.empty((len(self.apps), 2 * rows))
+        log_n = np.array([s.log.n for s in shards], np.int64)
         latency_n = np.zeros(len(self.apps), np.int64)
-        trace = self.trace
-        processed, expired = trace.consumer_blocks()
-        self.kernel(self.stream.log_blocks(), log_start, log_n, horizon, inclusive, self.calls, self.t_next, self.worker,
-                    self.shard_state, self.debt, self.app_f, self.max_records, self.limits, self.counts,
-                    self.max_age, self.pp_processed, self.pp_f, *self.metric_arrays, processed, expired,
-                    self.latency, latency_n)
+        processed, expired = self.trace.consumer_blocks()
+        while True:
+            need = self.kernel(self.stream.log_blocks(), log_start, log_n, horizon, inclusive, self.calls, self.t_next,
+                               self.worker, self.shard_state, self.debt, self.app_f, self.max_records, self.limits,
+                               self.counts, self.max_age, self.pp_processed, self.pp_f, *self.metric_arrays,
+                               processed, expired, self.latency, latency_n)
+            self._bin_latencies(latency_n)
+            if need == 0:
+                break
+            if need > self.latency.shape[1]:  # one call may return more than the buffer holds
+                self.latency = np.empty((len(self.apps), need))
         self.calls += 1
         for w, position in zip(self.workers, self.worker[0].ravel().tolist()):
             w.position = position
         counts = self.counts.tolist()
         for i, app in enumerate(self.apps):
-            if latency_n[i]:
-                app.latency.add(self.latency[i, : latency_n[i]])
             app.records_processed, app.records_expired, app.get_records_calls, app.throttled_calls = counts[i]
             app.max_iterator_age_ms = float(self.max_age[i])
+
+    def _bin_latencies(self, latency_n: np.ndarray) -> None:
+        """Hand the buffered latencies to the apps' histograms and empty the buffer."""
+        for i, app in enumerate(self.apps):
+            if latency_n[i]:
+                app.latency.add(self.latency[i, : latency_n[i]])
+                latency_n[i] = 0
 
     def finish(self) -> None:
         """After the last pass: hand the read limiters' state back to the shards."""

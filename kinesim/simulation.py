@@ -1,7 +1,9 @@
 """``Simulation``: wires the components of a validated :class:`Scenario`, runs SimPy, returns Results.
 
 SimPy events are used only for control: the producers' write window (one second of flushes every
-``max_buffered_time``, :mod:`kinesim.writer`) and a GetRecords call per consumer worker; records move as numpy batches (``shared/design.md``). Each component draws
+``max_buffered_time``, :mod:`kinesim.writer`) and a GetRecords call per consumer worker (in large runs
+without Firehose or resharding, compiled passes between write windows run those calls instead, with the
+same results: :mod:`kinesim.consumer_fused`); records move as numpy batches (``shared/design.md``). Each component draws
 from its own random stream keyed by its name (:mod:`kinesim.rng`).
 """
 from __future__ import annotations

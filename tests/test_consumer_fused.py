@@ -95,3 +95,18 @@ def test_records_past_retention_expire_alike(monkeypatch):
     fused, workers = both(spec, monkeypatch)
     assert fused["records_expired"] > 0
     assert_identical(fused, workers)
+
+
+@needs_numba
+@pytest.mark.parametrize("aggregation", [False, True])
+def test_passes_that_stop_to_bin_their_latencies(aggregation, monkeypatch):
+    """With room for 50 latencies a pass stops before every poll that might not fit, bins them and
+    goes on (and makes room when one call returns more, as a KPL aggregate's records do): the same
+    results. A backlog (a slow consumer from the stream's start) makes the calls large."""
+    monkeypatch.setattr("kinesim.consumer_fused._LATENCY_BUFFER", 50)
+    consumers = [{"name": "slow", "start": "trim_horizon", "poll_interval": "3s", "max_records": 400},
+                 {"name": "fast", "poll_interval": "300ms"}]
+    spec = scenario(consumers)
+    spec["fleets"][0]["producer"]["aggregation"] = aggregation
+    fused, workers = both(spec, monkeypatch)
+    assert_identical(fused, workers)
