@@ -76,12 +76,15 @@ class FusedPolls:
                 app.per_period[name] = self.pp_f[j, i]
         v = metrics.values
         self.metric_arrays = tuple(v[name] for name in _METRICS)
+        self.next_poll = float(self.t_next.min())  # the earliest poll due (s)
         self.latency = np.empty((n_apps, _LATENCY_BUFFER))  # latencies of a pass, binned after it
         self.calls = 0
 
     def catch_up(self, horizon: float, inclusive: bool = True) -> None:
         """Run every poll due before ``horizon`` (s); with ``inclusive``, also those at exactly
         ``horizon`` that SimPy would run before an event there made now (the write window)."""
+        if self.next_poll > horizon:  # nothing due: skip the pass (sparse polls, many windows)
+            return
         shards = self.shards
         log_start = np.array([s.log.start for s in shards], np.int64)
         log_n = np.array([s.log.n for s in shards], np.int64)
@@ -98,6 +101,7 @@ class FusedPolls:
             if need > self.latency.shape[1]:  # one call may return more than the buffer holds
                 self.latency = np.empty((len(self.apps), need))
         self.calls += 1
+        self.next_poll = float(self.t_next.min())
         for w, position in zip(self.workers, self.worker[0].ravel().tolist()):
             w.position = position
         counts = self.counts.tolist()
