@@ -51,6 +51,7 @@ class FusedPolls:
         phases = [app.open_workers() for app in apps]  # the same workers and draws as ConsumerApp.start
         self.workers = [w for app in apps for w in app.workers]
         self.t_next = np.array(phases, dtype=np.float64).reshape(n_apps, n_shards)
+        # rows as the kernel names them: POS, BORN, SEQ (worker); WINDOW, CALLS, NEXT_SEQ (shard_state)
         self.worker = np.zeros((3, n_apps, n_shards), np.int64)
         self.worker[0] = np.array([w.position for w in self.workers], np.int64).reshape(n_apps, n_shards)
         # SimPy's order of the first timeouts: app by app (the writer's came first)
