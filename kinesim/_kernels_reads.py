@@ -49,7 +49,8 @@ def compiled_polls(blocks, log_start, log_n, horizon, inclusive, call_no, t_next
       records in poll order, ``latency_n`` (int64 [A]) how many (reset by the caller).
 
     Returns 0 when every due poll has run. When a poll could return more records than its app's
-    ``latency`` row has room for, it stops before that poll and returns how many it could return:
+    ``latency`` row has room for, it stops before that poll and returns how many it could return
+    (the user records of ``max_records`` Kinesis records):
     the caller takes the latencies, makes room and calls again with the same ``call_no``."""
     retention, max_bytes = limits[0], np.int64(limits[1])
     calls_per_s, bytes_per_s, period, n_periods = np.int64(limits[2]), np.int64(limits[3]), limits[4], np.int64(limits[5])
@@ -84,8 +85,12 @@ def compiled_polls(blocks, log_start, log_n, horizon, inclusive, call_no, t_next
                     start = max(position, first + n)
                 elif not arrival[i] >= horizon_t:
                     start = position + np.searchsorted(arrival[i:n], horizon_t, side="left")
-            if latency_n[a] + (tip - start) > latency.shape[1]:  # it might not fit: stop before it
-                return tip - start
+            if latency_n[a] + (tip - start) > latency.shape[1]:  # it might not fit (ShardLog.read_span
+                # returns at most max_records Kinesis records): stop before it
+                i = start - first
+                most = np.searchsorted(k_index[i : tip - first], k_index[i] + max_records[a], side="left")
+                if latency_n[a] + most > latency.shape[1]:
+                    return most
             p = min(np.int64(now / period + 1e-9), n_periods - 1)
             if start > position:  # Worker._expire
                 counts[a, EXPIRED] += start - position
