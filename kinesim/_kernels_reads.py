@@ -13,12 +13,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-# rows of the log block (kinesim.log.READ_COLUMNS) and of the kernel's state arrays
+from kinesim.consumer_fused import (AGE, BACKLOG, BEHIND, BORN, CALLS, EXPIRED, GET_CALLS, NEXT_SEQ, POS, PROCESSED,
+                                    SEQ, THROTTLED, WINDOW)
+
+# rows of the log block (kinesim.log.READ_COLUMNS)
 _ARRIVAL, _EVENT, _K_INDEX, _KB_START, _KB_END, _TRACE = 0, 1, 2, 3, 4, 5
-POS, BORN, SEQ = 0, 1, 2  # worker state (int64 [3, apps, shards])
-WINDOW, CALLS, NEXT_SEQ = 0, 1, 2  # shard state (int64 [3, shards]): the read limiter, the SimPy order
-PROCESSED, EXPIRED, GET_CALLS, THROTTLED = 0, 1, 2, 3  # per-app counters (int64 [apps, 4])
-BACKLOG, BEHIND, AGE = 0, 1, 2  # per-app per-period floats (float64 [3, apps, periods, shards])
 
 
 @numba.njit(cache=True, error_model="numpy")

@@ -65,16 +65,13 @@ class ConsumerApp:
         """A SimPy process per worker (:meth:`Worker.run`), following reshards."""
         self.env = env
         self.stream.on_reshard.append(self._shards_opened)
-        for worker, phase in zip(*self._open()):
+        for worker, phase in zip(*self.open_workers()):
             env.process(worker.run(env, phase))
 
-    def open_workers(self) -> list[float]:
-        """A worker per open shard, without SimPy processes (:mod:`kinesim.consumer_fused` polls
-        them); returns their first polls' times (s), drawn as :meth:`start` draws them."""
-        return self._open()[1]
-
-    def _open(self) -> tuple[list["Worker"], list[float]]:
-        """A worker per open shard, in shard order, and the random phase of each (s)."""
+    def open_workers(self) -> tuple[list["Worker"], list[float]]:
+        """A worker per open shard, in shard order, and the random phase of each (s): the time of
+        its first poll. :meth:`start` gives each a SimPy process; :mod:`kinesim.consumer_fused`
+        polls them without."""
         workers = [Worker(self, shard) for shard in self.stream.open_shards()]
         self.workers.extend(workers)
         return workers, [float(self.rng.random()) * self.spec.poll_interval for _ in workers]

@@ -21,6 +21,12 @@ import numpy as np
 
 from kinesim.compiled import compiled
 
+# Rows of the kernel's state arrays (:func:`kinesim._kernels_reads.compiled_polls` reads them from here)
+POS, BORN, SEQ = 0, 1, 2  # per worker (int64 [3, apps, shards]): position, pass that scheduled its poll, order
+WINDOW, CALLS, NEXT_SEQ = 0, 1, 2  # per shard (int64 [3, shards]): the read limiter's window and calls, next order
+PROCESSED, EXPIRED, GET_CALLS, THROTTLED = 0, 1, 2, 3  # per-app counters (int64 [apps, 4])
+BACKLOG, BEHIND, AGE = 0, 1, 2  # per-app per-period floats (float64 [3, apps, periods, shards])
+
 #: Latencies a pass buffers per app before it stops to bin them (more when one call returns more).
 _LATENCY_BUFFER = 1 << 15
 #: Limits above this lose exactness in the kernel's float64 arithmetic: such runs use the workers.
@@ -48,18 +54,17 @@ class FusedPolls:
         self.kernel = compiled("compiled_polls")
         self.shards = stream.open_shards()
         n_apps, n_shards = len(apps), len(self.shards)
-        phases = [app.open_workers() for app in apps]  # the same workers and draws as ConsumerApp.start
-        self.workers = [w for app in apps for w in app.workers]
-        self.t_next = np.array(phases, dtype=np.float64).reshape(n_apps, n_shards)
-        # rows as the kernel names them: POS, BORN, SEQ (worker); WINDOW, CALLS, NEXT_SEQ (shard_state)
+        opened = [app.open_workers() for app in apps]  # the same workers and draws as ConsumerApp.start
+        self.workers = [w for workers, _ in opened for w in workers]
+        self.t_next = np.array([phases for _, phases in opened], dtype=np.float64).reshape(n_apps, n_shards)
         self.worker = np.zeros((3, n_apps, n_shards), np.int64)
-        self.worker[0] = np.array([w.position for w in self.workers], np.int64).reshape(n_apps, n_shards)
+        self.worker[POS] = np.array([w.position for w in self.workers], np.int64).reshape(n_apps, n_shards)
         # SimPy's order of the first timeouts: app by app (the writer's came first)
-        self.worker[2] = np.arange(n_apps)[:, None]
+        self.worker[SEQ] = np.arange(n_apps)[:, None]
         self.shard_state = np.zeros((3, n_shards), np.int64)
-        self.shard_state[0] = [s.reads.window for s in self.shards]
-        self.shard_state[1] = [s.reads.calls for s in self.shards]
-        self.shard_state[2] = n_apps
+        self.shard_state[WINDOW] = [s.reads.window for s in self.shards]
+        self.shard_state[CALLS] = [s.reads.calls for s in self.shards]
+        self.shard_state[NEXT_SEQ] = n_apps
         self.debt = np.array([s.reads.debt for s in self.shards], np.float64)
         self.app_f = np.array([[a.spec.poll_interval, a.per_record, a.per_batch] for a in apps], np.float64)
         self.max_records = np.array([a.spec.max_records for a in apps], np.int64)
@@ -103,7 +108,7 @@ class FusedPolls:
                 self.latency = np.empty((len(self.apps), need))
         self.calls += 1
         self.next_poll = float(self.t_next.min())
-        for w, position in zip(self.workers, self.worker[0].ravel().tolist()):
+        for w, position in zip(self.workers, self.worker[POS].ravel().tolist()):
             w.position = position
         counts = self.counts.tolist()
         for i, app in enumerate(self.apps):
@@ -120,7 +125,7 @@ class FusedPolls:
     def finish(self) -> None:
         """After the last pass: hand the read limiters' state back to the shards."""
         for s, shard in enumerate(self.shards):
-            shard.reads.window, shard.reads.calls = int(self.shard_state[0, s]), int(self.shard_state[1, s])
+            shard.reads.window, shard.reads.calls = int(self.shard_state[WINDOW, s]), int(self.shard_state[CALLS, s])
             shard.reads.debt = float(self.debt[s])
 
 
